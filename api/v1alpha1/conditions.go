@@ -1,0 +1,124 @@
+package v1alpha1
+
+// Condition types. Every kind reports a summary Ready; the other types name
+// one stage or aspect so that a person sees where things stand.
+const (
+	// ConditionReady summarises all other conditions of an object.
+	ConditionReady = "Ready"
+
+	// ControlPlane stages, in the order the controlplane operator runs them.
+	ConditionCertificatesReady = "CertificatesReady"
+	ConditionEtcdReady         = "EtcdReady"
+	ConditionEncryptionReady   = "EncryptionReady"
+	ConditionAPIServerReady    = "APIServerReady"
+	ConditionCRDsReady         = "CRDsReady"
+	ConditionComponentsReady   = "ComponentsReady"
+
+	// ConditionReachable says whether Marina reaches a member cluster's or a
+	// peer's API server.
+	ConditionReachable = "Reachable"
+	// ConditionJoined says whether a member is joined to a control plane.
+	ConditionJoined = "Joined"
+
+	// PolicySet and Peer.
+	ConditionSourcesReady = "SourcesReady"
+	ConditionApplied      = "Applied"
+	ConditionDrifted      = "Drifted"
+	ConditionSynced       = "Synced"
+)
+
+// Condition reasons. They are CamelCase words a person can act on; the
+// condition's message carries the details (names, URLs, errors).
+const (
+	// ReasonSucceeded: the stage is done.
+	ReasonSucceeded = "Succeeded"
+	// ReasonProgressing: the stage is under way and will be checked again.
+	ReasonProgressing = "Progressing"
+	// ReasonSuspended: spec.suspend is true; nothing is reconciled.
+	ReasonSuspended = "Suspended"
+	// ReasonDeleting: the object is being deleted.
+	ReasonDeleting = "Deleting"
+	// ReasonDisabled: the stage is not configured or switched off.
+	ReasonDisabled = "Disabled"
+	// ReasonWaitingForDependency: an earlier stage is not ready yet.
+	ReasonWaitingForDependency = "WaitingForDependency"
+	// ReasonDegraded: the stage works with reduced guarantees, such as cached
+	// keys while Vault is unreachable.
+	ReasonDegraded = "Degraded"
+
+	// ReasonSecretNotFound: a referenced Secret does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonInvalidSecret: a referenced Secret lacks a key or holds bad data.
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonIssuerNotReady: the cert-manager issuer is missing or not ready.
+	ReasonIssuerNotReady = "IssuerNotReady"
+	// ReasonCertificateNotReady: cert-manager has not issued a certificate.
+	ReasonCertificateNotReady = "CertificateNotReady"
+	// ReasonEtcdUnreachable: no etcd endpoint answered.
+	ReasonEtcdUnreachable = "EtcdUnreachable"
+	// ReasonVaultUnreachable: the Vault server did not answer.
+	ReasonVaultUnreachable = "VaultUnreachable"
+	// ReasonVaultAuthFailed: Vault refused the configured credentials.
+	ReasonVaultAuthFailed = "VaultAuthFailed"
+	// ReasonTransitKeyNotFound: the transit key does not exist.
+	ReasonTransitKeyNotFound = "TransitKeyNotFound"
+	// ReasonKeyRotationInProgress: resources are being rewritten to a new key.
+	ReasonKeyRotationInProgress = "KeyRotationInProgress"
+	// ReasonPriorityClassNotFound: a referenced PriorityClass does not exist.
+	ReasonPriorityClassNotFound = "PriorityClassNotFound"
+	// ReasonDownloadFailed: a URL could not be fetched.
+	ReasonDownloadFailed = "DownloadFailed"
+	// ReasonChecksumMismatch: a download's SHA-256 differs from the spec.
+	ReasonChecksumMismatch = "ChecksumMismatch"
+	// ReasonInvalidContent: a document could not be parsed or applied.
+	ReasonInvalidContent = "InvalidContent"
+	// ReasonAPIServerUnavailable: the federation API server does not answer.
+	ReasonAPIServerUnavailable = "APIServerUnavailable"
+	// ReasonRolloutInProgress: pods of a component are being replaced.
+	ReasonRolloutInProgress = "RolloutInProgress"
+
+	// ReasonClusterUnreachable: a member or peer API server did not answer.
+	ReasonClusterUnreachable = "ClusterUnreachable"
+	// ReasonWaitingForClusterAPI: the Cluster API Cluster is not initialized
+	// or its kubeconfig Secret does not exist yet.
+	ReasonWaitingForClusterAPI = "WaitingForClusterAPI"
+	// ReasonPaused: the Cluster API Cluster is paused.
+	ReasonPaused = "Paused"
+	// ReasonControlPlaneNotFound: a referenced ControlPlane does not exist.
+	ReasonControlPlaneNotFound = "ControlPlaneNotFound"
+	// ReasonControlPlaneNotReady: a referenced ControlPlane is not Ready.
+	ReasonControlPlaneNotReady = "ControlPlaneNotReady"
+	// ReasonJoinFailed: creating the member's objects failed.
+	ReasonJoinFailed = "JoinFailed"
+	// ReasonAwaitingApproval: a Manual RegistrationPolicy waits for a person.
+	ReasonAwaitingApproval = "AwaitingApproval"
+
+	// ReasonSourceUnavailable: a PolicySet source could not be read.
+	ReasonSourceUnavailable = "SourceUnavailable"
+	// ReasonDriftDetected: applied objects were changed by someone else.
+	ReasonDriftDetected = "DriftDetected"
+	// ReasonDriftCorrected: changed objects were restored.
+	ReasonDriftCorrected = "DriftCorrected"
+	// ReasonApplyFailed: applying objects to a target failed.
+	ReasonApplyFailed = "ApplyFailed"
+)
+
+// Labels and annotations Marina puts on what it creates, so that deletion
+// and unjoin remove exactly those objects.
+const (
+	// LabelManagedBy marks every object Marina creates.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "marina"
+	// LabelControlPlane names the ControlPlane an object belongs to.
+	LabelControlPlane = "marina.dev/control-plane"
+	// LabelMemberCluster names the MemberCluster an object belongs to.
+	LabelMemberCluster = "marina.dev/member-cluster"
+	// LabelPolicySet names the PolicySet an object was applied from.
+	LabelPolicySet = "marina.dev/policy-set"
+	// LabelOriginDataCenter names the data center a replicated object comes
+	// from; that data center is authoritative for it.
+	LabelOriginDataCenter = "marina.dev/origin-data-center"
+	// LabelDataCenter is the data center of a ControlPlane, for selectors.
+	LabelDataCenter = "marina.dev/data-center"
+)

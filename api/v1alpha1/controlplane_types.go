@@ -1,0 +1,619 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ControlPlaneSpec is the desired state of one federation control plane.
+type ControlPlaneSpec struct {
+	// Version of the federation engine (Karmada-compatible), such as v1.16.0.
+	// It selects the default images of every component and the CRD bundle.
+	// Changing it upgrades the control plane.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`
+	Version string `json:"version"`
+
+	// DataCenter this control plane runs in. It is a DNS label, such as
+	// "fra1", used to pick control planes for member clusters and policies.
+	// Immutable: a control plane cannot move to another data center.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="dataCenter is immutable"
+	DataCenter string `json:"dataCenter"`
+
+	// ImageRegistry replaces the registry of every default image, such as
+	// "registry.example.com/mirror", for air-gapped sites. Images set per
+	// component are used as they are.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`
+	ImageRegistry string `json:"imageRegistry,omitempty"`
+
+	// ImagePullPolicy of every component unless the component sets its own.
+	// +optional
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets are Secrets in this namespace used to pull every image.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Etcd is where the control plane stores its data.
+	// +required
+	Etcd EtcdSpec `json:"etcd"`
+
+	// Certificates says who signs the control plane's certificates. Every
+	// certificate is a cert-manager Certificate, renewed by cert-manager.
+	// +required
+	Certificates CertificatesSpec `json:"certificates"`
+
+	// Encryption at rest of the control plane's resources through a KMS v2
+	// plugin. Without it, resources are stored unencrypted in etcd.
+	// +optional
+	Encryption *EncryptionSpec `json:"encryption,omitempty"`
+
+	// PriorityClassName of every pod of the control plane unless a component
+	// sets its own. The PriorityClass must exist.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// Components tunes each component of the control plane.
+	// +optional
+	Components ComponentsSpec `json:"components,omitempty"`
+
+	// CRDs says where the engine's CustomResourceDefinitions come from and
+	// when they are applied.
+	// +optional
+	CRDs CRDsSpec `json:"crds,omitempty"`
+
+	// Suspend stops reconciliation: nothing is created, changed or deleted
+	// until it is false again. Running components keep running.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// DeletionPolicy says what happens to the control plane's data in an
+	// external etcd cluster when the ControlPlane is deleted: Retain keeps
+	// the keys under its prefix, Delete removes them. Local etcd is always
+	// deleted with the control plane.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DeletionPolicy says what happens to external etcd data on delete.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps the data under the control plane's key prefix.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete removes every key under the control plane's prefix.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// EtcdSpec chooses exactly one etcd: a local one that Marina runs, or an
+// external cluster shared by several control planes.
+// +kubebuilder:validation:XValidation:rule="has(self.local) != has(self.external)",message="exactly one of etcd.local or etcd.external must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.local) == has(oldSelf.local)",message="etcd mode is immutable: etcd.local and etcd.external cannot be swapped"
+type EtcdSpec struct {
+	// Local etcd runs as a StatefulSet next to the control plane.
+	// +optional
+	Local *LocalEtcd `json:"local,omitempty"`
+
+	// External etcd is an existing cluster reached over mutual TLS.
+	// +optional
+	External *ExternalEtcd `json:"external,omitempty"`
+}
+
+// LocalEtcd is an etcd cluster that Marina runs for one control plane.
+type LocalEtcd struct {
+	// Replicas is the number of etcd members: 1, 3 or 5.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Enum=1;3;5
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Storage of each member.
+	// +optional
+	Storage EtcdStorage `json:"storage,omitempty"`
+
+	// Resources of each member's etcd container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// EtcdStorage is the volume of one etcd member.
+// +kubebuilder:validation:XValidation:rule="self.type == 'PersistentVolumeClaim' || !has(self.storageClassName)",message="storageClassName is only valid with type PersistentVolumeClaim"
+type EtcdStorage struct {
+	// Type is PersistentVolumeClaim (data survives pod restarts; needs a
+	// storage provisioner) or EmptyDir (data lives as long as the pod; for
+	// tests and clusters without storage).
+	// +optional
+	// +kubebuilder:default=PersistentVolumeClaim
+	// +kubebuilder:validation:Enum=PersistentVolumeClaim;EmptyDir
+	Type EtcdStorageType `json:"type,omitempty"`
+
+	// Size of each member's volume.
+	// +optional
+	// +kubebuilder:default="8Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Gi')) >= 0",message="size must be at least 1Gi"
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the PersistentVolumeClaims; the cluster's default
+	// class when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// EtcdStorageType is the kind of volume an etcd member uses.
+type EtcdStorageType string
+
+const (
+	// EtcdStoragePersistentVolumeClaim stores data on a PersistentVolumeClaim.
+	EtcdStoragePersistentVolumeClaim EtcdStorageType = "PersistentVolumeClaim"
+	// EtcdStorageEmptyDir stores data on an emptyDir volume.
+	EtcdStorageEmptyDir EtcdStorageType = "EmptyDir"
+)
+
+// ExternalEtcd is an etcd cluster that Marina does not run. Several control
+// planes may share one; each keeps its data under its own key prefix.
+type ExternalEtcd struct {
+	// Endpoints of the etcd members, https only, such as
+	// https://etcd-0.example.com:2379.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=9
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.all(e, isURL(e) && url(e).getScheme() == 'https' && url(e).getHostname() != '')",message="every etcd endpoint must be an https URL"
+	Endpoints []string `json:"endpoints"`
+
+	// TLSSecretRef is a Secret in this namespace with the client certificate
+	// (tls.crt, tls.key) and the CA that signed the etcd servers (ca.crt).
+	// +required
+	TLSSecretRef SecretReference `json:"tlsSecretRef"`
+
+	// KeyPrefix under which this control plane stores every key, such as
+	// /marina/fra1/team-a. It must be unique among the control planes that
+	// share the cluster. Immutable: the data would be left behind.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?)+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="keyPrefix is immutable"
+	KeyPrefix string `json:"keyPrefix"`
+}
+
+// CertificatesSpec chooses the signer of the control plane's certificates:
+// exactly one of a CA Secret of your own or a cert-manager issuer.
+// +kubebuilder:validation:XValidation:rule="has(self.caSecretRef) != has(self.issuerRef)",message="exactly one of certificates.caSecretRef or certificates.issuerRef must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)",message="certificates.renewBefore must be shorter than certificates.duration"
+type CertificatesSpec struct {
+	// CASecretRef is a Secret in this namespace holding your CA (tls.crt and
+	// tls.key). Marina creates a cert-manager CA Issuer from it; the Secret
+	// itself is never changed or deleted.
+	// +optional
+	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
+
+	// IssuerRef is an existing cert-manager Issuer in this namespace or a
+	// ClusterIssuer, such as a corporate PKI.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// Duration of each leaf certificate.
+	// +optional
+	// +kubebuilder:default="2160h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="duration must be at least 1h"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// RenewBefore is how long before expiry cert-manager renews a leaf
+	// certificate; a third of duration when empty, as in cert-manager.
+	// Renewed certificates roll the pods that use them.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// ExtraSANs are additional DNS names or IP addresses of the API server
+	// certificate, such as the name of an external load balancer.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.all(s, isIP(s) || s.matches('^([*][.])?[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))",message="every extraSANs entry must be a DNS name or an IP address"
+	ExtraSANs []string `json:"extraSANs,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// Name of the Issuer or ClusterIssuer.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Kind is Issuer (in this namespace) or ClusterIssuer.
+	// +optional
+	// +kubebuilder:default=Issuer
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	Kind string `json:"kind,omitempty"`
+
+	// Group of the issuer kind; cert-manager.io unless you run an external
+	// issuer.
+	// +optional
+	// +kubebuilder:default="cert-manager.io"
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+}
+
+// EncryptionSpec configures encryption at rest.
+type EncryptionSpec struct {
+	// KMS is the KMS v2 provider that encrypts the data keys.
+	// +required
+	KMS KMSSpec `json:"kms"`
+
+	// Resources to encrypt, as resource or resource.group, such as secrets
+	// or widgets.example.com.
+	// +optional
+	// +kubebuilder:default={"secrets"}
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Resources []string `json:"resources,omitempty"`
+}
+
+// KMSSpec chooses the KMS backend.
+type KMSSpec struct {
+	// Vault transit engine as the KMS backend.
+	// +required
+	Vault VaultKMS `json:"vault"`
+}
+
+// VaultKMS encrypts data keys with a key of Vault's transit engine.
+type VaultKMS struct {
+	// Address of the Vault server, such as https://vault.example.com:8200.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="vault.address must be an absolute http or https URL"
+	Address string `json:"address"`
+
+	// Namespace is the Vault Enterprise namespace, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Namespace string `json:"namespace,omitempty"`
+
+	// TransitMount is the path where the transit engine is mounted.
+	// +optional
+	// +kubebuilder:default=transit
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$`
+	TransitMount string `json:"transitMount,omitempty"`
+
+	// KeyName is the transit key. Rotating it in Vault triggers a storage
+	// migration to the new key version.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.-]+$`
+	KeyName string `json:"keyName"`
+
+	// Auth is how the KMS plugin logs in to Vault: exactly one of token,
+	// appRole or kubernetes.
+	// +required
+	Auth VaultAuth `json:"auth"`
+
+	// CABundleSecretRef is a Secret in this namespace with the PEM CA bundle
+	// that signed Vault's serving certificate; key ca.crt by default. The
+	// system roots are used when empty.
+	// +optional
+	CABundleSecretRef *SecretKeyReference `json:"caBundleSecretRef,omitempty"`
+}
+
+// VaultAuth is exactly one way to log in to Vault.
+// +kubebuilder:validation:XValidation:rule="[has(self.token), has(self.appRole), has(self.kubernetes)].filter(x, x).size() == 1",message="exactly one of auth.token, auth.appRole or auth.kubernetes must be set"
+type VaultAuth struct {
+	// Token is a Vault token read from a Secret (key token by default).
+	// +optional
+	Token *VaultTokenAuth `json:"token,omitempty"`
+
+	// AppRole logs in with a role ID and a secret ID.
+	// +optional
+	AppRole *VaultAppRoleAuth `json:"appRole,omitempty"`
+
+	// Kubernetes logs in with the plugin's service account token.
+	// +optional
+	Kubernetes *VaultKubernetesAuth `json:"kubernetes,omitempty"`
+}
+
+// VaultTokenAuth reads a Vault token from a Secret.
+type VaultTokenAuth struct {
+	// SecretRef is the Secret holding the token; key token by default.
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// VaultAppRoleAuth logs in through Vault's AppRole auth method.
+type VaultAppRoleAuth struct {
+	// Path where the AppRole auth method is mounted.
+	// +optional
+	// +kubebuilder:default=approle
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$`
+	Path string `json:"path,omitempty"`
+
+	// RoleID of the AppRole.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	RoleID string `json:"roleID"`
+
+	// SecretIDSecretRef is the Secret holding the secret ID; key secret-id
+	// by default.
+	// +required
+	SecretIDSecretRef SecretKeyReference `json:"secretIDSecretRef"`
+}
+
+// VaultKubernetesAuth logs in through Vault's Kubernetes auth method.
+type VaultKubernetesAuth struct {
+	// Path where the Kubernetes auth method is mounted.
+	// +optional
+	// +kubebuilder:default=kubernetes
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$`
+	Path string `json:"path,omitempty"`
+
+	// Role is the Vault role bound to the plugin's service account.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Role string `json:"role"`
+}
+
+// ComponentsSpec tunes each component of a control plane. The API server and
+// kube-controller-manager always run; the others can be switched off.
+type ComponentsSpec struct {
+	// APIServer is the federation API server (kube-apiserver).
+	// +optional
+	APIServer APIServerComponent `json:"apiServer,omitempty"`
+
+	// KubeControllerManager runs the garbage collector and namespace
+	// controllers of the federation API server.
+	// +optional
+	KubeControllerManager ComponentSpec `json:"kubeControllerManager,omitempty"`
+
+	// AggregatedAPIServer serves the engine's cluster API (on by default).
+	// +optional
+	AggregatedAPIServer OptionalComponentSpec `json:"aggregatedAPIServer,omitempty"`
+
+	// ControllerManager is the engine's controller manager (on by default).
+	// +optional
+	ControllerManager OptionalComponentSpec `json:"controllerManager,omitempty"`
+
+	// Scheduler is the engine's scheduler (on by default).
+	// +optional
+	Scheduler OptionalComponentSpec `json:"scheduler,omitempty"`
+
+	// Webhook is the engine's admission webhook (on by default).
+	// +optional
+	Webhook OptionalComponentSpec `json:"webhook,omitempty"`
+
+	// Descheduler is the engine's descheduler (off unless enabled).
+	// +optional
+	Descheduler OptionalComponentSpec `json:"descheduler,omitempty"`
+}
+
+// OptionalComponentSpec is a component that can be switched off.
+type OptionalComponentSpec struct {
+	// Enabled switches the component on or off. Each component documents its
+	// default.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	ComponentSpec `json:",inline"`
+}
+
+// ComponentSpec tunes the pods of one component.
+type ComponentSpec struct {
+	// Replicas of the component, 1 to 10 (default 1). Above 1, the pods
+	// spread across nodes and get a PodDisruptionBudget.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image replaces the component's default image, as a full reference.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy replaces spec.imagePullPolicy for this component.
+	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// PriorityClassName replaces spec.priorityClassName for this component.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// Resources of the component's main container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// ExtraArgs are command-line flags added to the component, without the
+	// leading dashes, such as {"v": "4"}. They win over Marina's own flags.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9][-a-z0-9.]*$') && size(k) <= 128)",message="extraArgs keys must be flag names without leading dashes, such as v or feature-gates"
+	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
+
+	// AntiAffinity spreads replicas across nodes: Preferred (default),
+	// Required, or None.
+	// +optional
+	// +kubebuilder:default=Preferred
+	// +kubebuilder:validation:Enum=Preferred;Required;None
+	AntiAffinity AntiAffinity `json:"antiAffinity,omitempty"`
+
+	// NodeSelector constrains the component's pods to matching nodes.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the component's pods.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+}
+
+// AntiAffinity is how strictly a component's replicas avoid sharing a node.
+type AntiAffinity string
+
+const (
+	// AntiAffinityPreferred spreads replicas when the scheduler can.
+	AntiAffinityPreferred AntiAffinity = "Preferred"
+	// AntiAffinityRequired never places two replicas on one node.
+	AntiAffinityRequired AntiAffinity = "Required"
+	// AntiAffinityNone places replicas anywhere.
+	AntiAffinityNone AntiAffinity = "None"
+)
+
+// APIServerComponent is the federation API server and how it is exposed.
+type APIServerComponent struct {
+	ComponentSpec `json:",inline"`
+
+	// Service exposes the API server.
+	// +optional
+	Service APIServerService `json:"service,omitempty"`
+}
+
+// APIServerService is the Service in front of the federation API server.
+// +kubebuilder:validation:XValidation:rule="!has(self.nodePort) || self.type != 'ClusterIP'",message="service.nodePort needs service.type NodePort or LoadBalancer"
+type APIServerService struct {
+	// Type of the Service: ClusterIP (default), NodePort or LoadBalancer.
+	// +optional
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// NodePort to use with type NodePort or LoadBalancer; allocated by the
+	// cluster when empty.
+	// +optional
+	// +kubebuilder:validation:Minimum=30000
+	// +kubebuilder:validation:Maximum=32767
+	NodePort *int32 `json:"nodePort,omitempty"`
+
+	// Annotations of the Service, such as a cloud load balancer's settings.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// CRDsSpec says where the engine's CRDs come from and when they are applied.
+type CRDsSpec struct {
+	// HTTP downloads the CRD bundle (a tar.gz or a multi-document YAML) from
+	// a mirror instead of the engine's release, for air-gapped sites.
+	// +optional
+	HTTP *HTTPSource `json:"http,omitempty"`
+
+	// Policy is IfNotPresent (download once per version and checksum, then
+	// use the cached copy) or Always (download on every reconciliation).
+	// +optional
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=IfNotPresent;Always
+	Policy CRDPolicy `json:"policy,omitempty"`
+}
+
+// CRDPolicy says when the CRD bundle is downloaded.
+type CRDPolicy string
+
+const (
+	// CRDPolicyIfNotPresent downloads once per version and checksum.
+	CRDPolicyIfNotPresent CRDPolicy = "IfNotPresent"
+	// CRDPolicyAlways downloads on every reconciliation.
+	CRDPolicyAlways CRDPolicy = "Always"
+)
+
+// ControlPlaneStatus is the observed state of a control plane.
+type ControlPlaneStatus struct {
+	// ObservedGeneration is the generation of the spec that status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions per provisioning stage (CertificatesReady, EtcdReady,
+	// EncryptionReady, APIServerReady, CRDsReady, ComponentsReady) and the
+	// summary Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Endpoint is the URL of the federation API server.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// AdminKubeconfigSecretRef is the Secret (key kubeconfig) holding an
+	// admin kubeconfig for the federation API server.
+	// +optional
+	AdminKubeconfigSecretRef *SecretKeyReference `json:"adminKubeconfigSecretRef,omitempty"`
+
+	// Version of the engine that runs now; it differs from spec.version
+	// while an upgrade rolls out.
+	// +optional
+	Version string `json:"version,omitempty"`
+}
+
+// ControlPlane is one federation control plane (Karmada-compatible): its API
+// server, etcd, certificates, encryption and engine components, which Marina
+// provisions, upgrades and deletes.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cp,categories=marina
+// +kubebuilder:printcolumn:name="Data Center",type=string,JSONPath=`.spec.dataCenter`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ControlPlane struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired control plane.
+	// +required
+	Spec ControlPlaneSpec `json:"spec"`
+
+	// Status is what Marina observed.
+	// +optional
+	Status ControlPlaneStatus `json:"status,omitempty"`
+}
+
+// ControlPlaneList is a list of ControlPlanes.
+//
+// +kubebuilder:object:root=true
+type ControlPlaneList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ControlPlane `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ControlPlane{}, &ControlPlaneList{})
+}
