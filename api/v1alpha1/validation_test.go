@@ -398,7 +398,9 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"inline object without name", psWith(func(ps *v1.PolicySet) {
 			ps.Spec.Sources[3].Inline[0] = runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"labels":{"a":"b"}}}`)}
 		}), "spec.sources[3].inline[0]", "every inline object needs metadata.name"},
-		{"policy download with a bad checksum", psWith(func(ps *v1.PolicySet) { ps.Spec.Sources[2].HTTP.SHA256 = strings.ToUpper(ps.Spec.Sources[2].HTTP.SHA256) }), "spec.sources[2].http.sha256", "should match"},
+		{"policy download with a bad checksum", psWith(func(ps *v1.PolicySet) {
+			ps.Spec.Sources[2].HTTP.SHA256 = strings.ToUpper(ps.Spec.Sources[2].HTTP.SHA256)
+		}), "spec.sources[2].http.sha256", "should match"},
 		{"bundle name with a path", psWith(func(ps *v1.PolicySet) { ps.Spec.Sources[0].Bundle = "../secrets" }), "spec.sources[0].bundle", "should match"},
 		{"unknown drift mode", psWith(func(ps *v1.PolicySet) { ps.Spec.DriftMode = "Ignore" }), "spec.driftMode", "Unsupported value"},
 

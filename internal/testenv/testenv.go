@@ -70,6 +70,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after the processes are up (installing CRDs, for
+		// one); stop them rather than leaving them behind.
+		_ = env.Stop()
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

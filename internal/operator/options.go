@@ -1,0 +1,164 @@
+package operator
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// Environment variables that supply defaults for flags, so a Deployment can
+// set them once (POD_NAMESPACE from the downward API) instead of templating
+// every operator's arguments.
+const (
+	// DataCenterEnv names the data center the operator serves.
+	DataCenterEnv = "MARINA_DATA_CENTER"
+	// PodNamespaceEnv is the operator's own namespace, where its leader
+	// election Lease lives.
+	PodNamespaceEnv = "POD_NAMESPACE"
+)
+
+// DefaultLeaderElectionNamespace holds the leader election Lease when the
+// operator is not told its own namespace.
+const DefaultLeaderElectionNamespace = "marina-system"
+
+// Flag names, exported so tests and error messages cannot drift from them.
+const (
+	FlagMetricsBindAddress      = "metrics-bind-address"
+	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagLeaderElect             = "leader-elect"
+	FlagLeaderElectionNamespace = "leader-election-namespace"
+	FlagLeaderElectionID        = "leader-election-id"
+	FlagDataCenter              = "data-center"
+	FlagGracefulShutdownTimeout = "graceful-shutdown-timeout"
+)
+
+// Options configure an operator process. Every Marina operator takes the
+// same ones, so they are set the same way in every Deployment.
+type Options struct {
+	// Name is the operator's name, e.g. marina-sync. It is not a flag.
+	Name string
+
+	// MetricsBindAddress serves Prometheus metrics; "0" disables them.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz; "0" disables them.
+	HealthProbeBindAddress string
+
+	// LeaderElect makes only one replica reconcile at a time.
+	LeaderElect bool
+	// LeaderElectionNamespace holds the leader election Lease.
+	LeaderElectionNamespace string
+	// LeaderElectionID names the leader election Lease.
+	LeaderElectionID string
+
+	// DataCenter is the data center this operator serves. Required: an
+	// operator that guessed would act on another data center's objects.
+	DataCenter string
+
+	// GracefulShutdownTimeout bounds how long reconcilers get to finish
+	// after SIGTERM before the process exits anyway.
+	GracefulShutdownTimeout time.Duration
+
+	// Zap configures logging; production JSON unless flags say otherwise.
+	Zap zap.Options
+}
+
+// DefaultOptions returns the defaults for the operator called name, taking
+// environment defaults from getenv (os.Getenv in production).
+func DefaultOptions(name string, getenv func(string) string) Options {
+	namespace := getenv(PodNamespaceEnv)
+	if namespace == "" {
+		namespace = DefaultLeaderElectionNamespace
+	}
+	return Options{
+		Name:                    name,
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		LeaderElect:             true,
+		LeaderElectionNamespace: namespace,
+		LeaderElectionID:        name + ".marina.dev",
+		DataCenter:              getenv(DataCenterEnv),
+		GracefulShutdownTimeout: 30 * time.Second,
+		Zap:                     zap.Options{Development: false},
+	}
+}
+
+// BindFlags registers the options on fs, with their current values as
+// defaults. It also makes sure fs carries controller-runtime's --kubeconfig,
+// which that package registers on flag.CommandLine by itself; registering it
+// again there would panic.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsBindAddress, FlagMetricsBindAddress, o.MetricsBindAddress,
+		`Address the Prometheus metrics endpoint binds to; "0" disables it.`)
+	fs.StringVar(&o.HealthProbeBindAddress, FlagHealthProbeBindAddress, o.HealthProbeBindAddress,
+		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
+	fs.BoolVar(&o.LeaderElect, FlagLeaderElect, o.LeaderElect,
+		"Elect a leader so only one replica reconciles at a time.")
+	fs.StringVar(&o.LeaderElectionNamespace, FlagLeaderElectionNamespace, o.LeaderElectionNamespace,
+		"Namespace of the leader election Lease; defaults to $"+PodNamespaceEnv+" when that is set.")
+	fs.StringVar(&o.LeaderElectionID, FlagLeaderElectionID, o.LeaderElectionID,
+		"Name of the leader election Lease.")
+	fs.StringVar(&o.DataCenter, FlagDataCenter, o.DataCenter,
+		"Data center this operator serves; required, defaults to $"+DataCenterEnv+".")
+	fs.DurationVar(&o.GracefulShutdownTimeout, FlagGracefulShutdownTimeout, o.GracefulShutdownTimeout,
+		"How long reconcilers get to finish after SIGTERM; 0 stops at once.")
+	o.Zap.BindFlags(fs)
+	config.RegisterFlags(fs)
+}
+
+// Validate reports the first option a person has to fix, naming its flag.
+func (o Options) Validate() error {
+	if o.Name == "" {
+		return errors.New("operator name is empty")
+	}
+	if o.DataCenter == "" {
+		return fmt.Errorf("--%s is required: set it, or $%s, to the data center this operator serves", FlagDataCenter, DataCenterEnv)
+	}
+	// The data center ends up in labels and metric labels, so it has to be a
+	// valid label value wherever it came from.
+	// The same rule as ControlPlane spec.dataCenter, which this is compared with.
+	if errs := validation.IsDNS1123Label(o.DataCenter); len(errs) > 0 {
+		return fmt.Errorf("--%s=%q is not a DNS label like ControlPlane spec.dataCenter: %s", FlagDataCenter, o.DataCenter, strings.Join(errs, "; "))
+	}
+	if o.LeaderElect {
+		if o.LeaderElectionNamespace == "" {
+			return fmt.Errorf("--%s must not be empty when --%s is true", FlagLeaderElectionNamespace, FlagLeaderElect)
+		}
+		if errs := validation.IsDNS1123Label(o.LeaderElectionNamespace); len(errs) > 0 {
+			return fmt.Errorf("--%s=%q is not a namespace name: %s", FlagLeaderElectionNamespace, o.LeaderElectionNamespace, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsDNS1123Subdomain(o.LeaderElectionID); len(errs) > 0 {
+			return fmt.Errorf("--%s=%q is not a Lease name: %s", FlagLeaderElectionID, o.LeaderElectionID, strings.Join(errs, "; "))
+		}
+	}
+	// A negative timeout means "wait forever" to controller-runtime, which
+	// would let one stuck reconciler keep a pod Terminating until SIGKILL.
+	if o.GracefulShutdownTimeout < 0 {
+		return fmt.Errorf("--%s=%s must not be negative", FlagGracefulShutdownTimeout, o.GracefulShutdownTimeout)
+	}
+	return nil
+}
+
+// ParseOptions returns the options of the operator called name from the
+// command-line arguments args (without the program name), binding them to fs
+// and taking environment defaults from getenv. The error is flag.ErrHelp when
+// help was asked for; other errors name the flag to fix.
+func ParseOptions(name string, fs *flag.FlagSet, args []string, getenv func(string) string) (Options, error) {
+	o := DefaultOptions(name, getenv)
+	o.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("unexpected arguments %q: %s takes only flags", fs.Args(), name)
+	}
+	if err := o.Validate(); err != nil {
+		return Options{}, err
+	}
+	return o, nil
+}
