@@ -90,7 +90,8 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test-binaries
-test-binaries: $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd $(ENVTEST_ASSETS)/kubectl ## Build kube-apiserver, kubectl and etcd from source for tests.
+TEST_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubectl etcd
+test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries and etcd the tests run, from source.
 
 .PHONY: clean
 clean: ## Remove bin/ (the cache under $(CACHE) stays).
