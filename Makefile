@@ -53,10 +53,14 @@ up: ## Start the local multi-data-center environment (arrives with the local-env
 	@exit 2
 
 .PHONY: test
-test: verify-generated lint test-binaries ## Run the whole suite: generated-code check, lint, unit and integration tests.
+test: deps verify-generated lint test-binaries ## Run the whole suite: generated-code check, lint, unit and integration tests.
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
 
 ##@ Development
+
+.PHONY: deps
+deps: ## Install missing Debian packages (containerd, runc, CNI plugins, iptables …) and check Go.
+	@hack/ensure-deps.sh
 
 .PHONY: build
 build: ## Build the operator binaries into bin/.
@@ -90,7 +94,7 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test-binaries
-TEST_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubectl etcd
+TEST_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd
 test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries and etcd the tests run, from source.
 
 .PHONY: clean

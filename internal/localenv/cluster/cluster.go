@@ -280,21 +280,29 @@ func (c Cluster) WriteKubeconfig(path, certBase string) error {
 	return clientcmd.WriteToFile(cfg, path)
 }
 
-// Start writes the configuration and starts every process that does not run
-// yet.
-func (c Cluster) Start() error {
+// Start writes the configuration, starts every process that does not run
+// yet and waits for the API server. The controllers start only once it is
+// ready: kube-controller-manager gives up when the API server is not healthy
+// within seconds of its own start, which happens on a loaded machine.
+func (c Cluster) Start(ctx context.Context) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
 	if err := c.WriteConfig(); err != nil {
 		return err
 	}
-	for _, s := range c.Processes() {
+	specs := c.Processes()
+	for i, s := range specs {
+		if i == 2 {
+			if err := c.WaitReady(ctx); err != nil {
+				return err
+			}
+		}
 		if _, err := proc.Start(s); err != nil {
 			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
 	}
-	return nil
+	return c.WaitReady(ctx)
 }
 
 // Stop stops the processes in reverse order; data stays for the next Start.

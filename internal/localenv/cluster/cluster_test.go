@@ -41,7 +41,7 @@ func binaries(t *testing.T) Binaries {
 }
 
 func TestClusterServesAndStopsCleanly(t *testing.T) {
-	topo := network.Topology{Bridge: "mtest1", Chain: "MARINA-TEST1-FWD", Gateway: "10.237.0.1/16", PodSubnet: "10.236.0.0/16", VethPrefix: "vu-"}
+	topo := network.Topology{Bridge: "mtest1", Chain: "MARINA-TEST1-FWD", Gateway: "10.237.0.1/16", PodSubnet: "10.236.0.0/16", ServiceSubnet: "10.241.0.0/16", VethPrefix: "vu-"}
 	host := network.Host{Name: "mt-cp", IP: net.ParseIP("10.237.0.2")}
 	t.Cleanup(func() {
 		_ = topo.DeleteHost(host)
@@ -56,22 +56,19 @@ func TestClusterServesAndStopsCleanly(t *testing.T) {
 
 	c := Cluster{
 		Name: "mt-cluster", NetNS: host.Name, IP: host.IP, APIPort: 6443, EtcdPort: 2379,
-		ServiceCIDR: "10.96.0.0/16", Controllers: true, Dir: t.TempDir(), Bin: binaries(t),
+		ServiceCIDR: topo.ServiceSubnet, Controllers: true, Dir: t.TempDir(), Bin: binaries(t),
 	}
 	t.Cleanup(func() { _ = c.Stop() })
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.WaitReady(ctx); err != nil {
+	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	// A second Start reuses the running processes and the PKI.
 	kubeconfigBefore, _ := os.ReadFile(c.AdminKubeconfig())
 	pidsBefore := pids(c)
-	if err := c.Start(); err != nil {
+	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if kubeconfigAfter, _ := os.ReadFile(c.AdminKubeconfig()); string(kubeconfigAfter) != string(kubeconfigBefore) {

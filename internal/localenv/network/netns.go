@@ -1,7 +1,9 @@
 package network
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 
@@ -39,4 +41,29 @@ func Do(netns string, fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return fnErr
+}
+
+// DialContext returns a dial function that connects from inside the named
+// namespace, for an http.Transport: the transport dials on goroutines of its
+// own, which must each enter the namespace rather than rely on the caller's.
+// Only IP literals are accepted, so that the dial (socket and connect)
+// happens in the calling goroutine and never on a resolver's or a parallel
+// dialer's thread outside the namespace.
+func DialContext(netns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if net.ParseIP(host) == nil {
+			return nil, fmt.Errorf("dial %s in namespace %s: only IP addresses can be dialled from inside a namespace", addr, netns)
+		}
+		var conn net.Conn
+		err = Do(netns, func() (err error) {
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}
 }

@@ -29,6 +29,11 @@ type Topology struct {
 	Gateway string
 	// PodSubnet contains every node's pod CIDR.
 	PodSubnet string
+	// ServiceSubnet contains the clusters' Service IPs. They only exist in
+	// the nodes' kube-proxy rules; the host gets an unreachable route for
+	// them so that a stray connection can never follow the default route
+	// off the machine.
+	ServiceSubnet string
 	// VethPrefix starts the host-side veth names (at most 15 characters in
 	// all, so keep it short).
 	VethPrefix string
@@ -62,6 +67,11 @@ func (t Topology) EnsureBridge() error {
 	}
 	if err := run("ip", "link", "set", t.Bridge, "up"); err != nil {
 		return err
+	}
+	if t.ServiceSubnet != "" {
+		if err := run("ip", "route", "replace", "unreachable", t.ServiceSubnet); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		return fmt.Errorf("enable IPv4 forwarding: %w", err)
@@ -173,6 +183,11 @@ func (t Topology) DeleteBridge() error {
 	}
 	if linkExists(t.Bridge, "") {
 		errs = append(errs, run("ip", "link", "del", t.Bridge))
+	}
+	if t.ServiceSubnet != "" {
+		if out, _ := exec.Command("ip", "route", "show", t.ServiceSubnet).Output(); len(strings.TrimSpace(string(out))) > 0 {
+			errs = append(errs, run("ip", "route", "del", "unreachable", t.ServiceSubnet))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -12,11 +12,12 @@ import (
 // testTopology does not overlap the environment's own names and subnets, so
 // the test can run while `make up` is up.
 var testTopology = Topology{
-	Bridge:     "mtest0",
-	Chain:      "MARINA-TEST-FWD",
-	Gateway:    "10.239.0.1/16",
-	PodSubnet:  "10.238.0.0/16",
-	VethPrefix: "vt-",
+	Bridge:        "mtest0",
+	Chain:         "MARINA-TEST-FWD",
+	Gateway:       "10.239.0.1/16",
+	PodSubnet:     "10.238.0.0/16",
+	ServiceSubnet: "10.240.0.0/16",
+	VethPrefix:    "vt-",
 }
 
 func TestHostsReachEachOtherAndTeardownLeavesNothing(t *testing.T) {
@@ -80,6 +81,10 @@ func TestHostsReachEachOtherAndTeardownLeavesNothing(t *testing.T) {
 	if out, _ := exec.Command("ip", "route", "show", "10.238.1.0/24").Output(); !strings.Contains(string(out), "via 10.239.0.2") {
 		t.Errorf("no route to a's pod subnet: %q", out)
 	}
+	// Service IPs never leave the host.
+	if out, _ := exec.Command("ip", "route", "show", "10.240.0.0/16").Output(); !strings.Contains(string(out), "unreachable") {
+		t.Errorf("no unreachable route for the Service subnet: %q", out)
+	}
 	// Nothing from the environment is forwarded elsewhere: the chain ends in
 	// drops for both subnets and FORWARD jumps to it first.
 	rules, _ := exec.Command("iptables", "-w", "-S", topo.Chain).Output()
@@ -110,7 +115,9 @@ func TestHostsReachEachOtherAndTeardownLeavesNothing(t *testing.T) {
 	if exec.Command("iptables", "-w", "-S", topo.Chain).Run() == nil {
 		t.Error("iptables chain left behind")
 	}
-	if out, _ := exec.Command("ip", "route", "show", "10.238.1.0/24").Output(); len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("route left behind: %s", out)
+	for _, r := range []string{"10.238.1.0/24", "10.240.0.0/16"} {
+		if out, _ := exec.Command("ip", "route", "show", r).Output(); len(strings.TrimSpace(string(out))) > 0 {
+			t.Errorf("route left behind: %s", out)
+		}
 	}
 }
