@@ -47,10 +47,19 @@ GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(wildcard $(CRD_DIR)/*.yaml)
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
 
+MARINA_DEV = $(GO) run ./cmd/marina-dev
+
 .PHONY: up
-up: ## Start the local multi-data-center environment (arrives with the local-environment issue).
-	@echo "make up: the local multi-data-center environment is not built yet; it arrives with the local-environment issue." >&2
-	@exit 2
+up: deps test-binaries ## Start the local multi-data-center environment (idempotent).
+	$(MARINA_DEV) up --kube-bin-dir $(ENVTEST_ASSETS) --etcd $(ENVTEST_ASSETS)/etcd $(UP_FLAGS)
+
+.PHONY: down
+down: ## Stop and remove everything `make up` made.
+	$(MARINA_DEV) down
+
+.PHONY: status
+status: ## Show the health of every part of the local environment and its kubeconfigs.
+	$(MARINA_DEV) status
 
 .PHONY: test
 test: deps verify-generated lint test-binaries ## Run the whole suite: generated-code check, lint, unit and integration tests.

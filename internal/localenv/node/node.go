@@ -28,7 +28,9 @@ import (
 
 // cgroupHierarchies are the cgroup v1 controllers kubelet uses; each gets a
 // folder per node so that nodes do not account or limit each other's pods.
-var cgroupHierarchies = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"}
+// The kubelet also creates the root in the unified (v2) hierarchy, so it is
+// listed for removal too.
+var cgroupHierarchies = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified"}
 
 // Binaries are the programs a node runs.
 type Binaries struct {

@@ -197,8 +197,10 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), n.Dir) {
 		t.Errorf("mounts left under %s", n.Dir)
 	}
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", n.cgroupRoot())); !os.IsNotExist(err) {
-		t.Errorf("cgroup %s left behind", n.cgroupRoot())
+	for _, h := range cgroupHierarchies {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, n.cgroupRoot())); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left behind in %s", n.cgroupRoot(), h)
+		}
 	}
 }
 

@@ -1,0 +1,150 @@
+// Command marina-dev runs Marina's local multi-data-center environment on
+// one machine without Docker: `up`, `down` and `status`. `make up`,
+// `make down` and `make status` call it with the binaries they built.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/marina-platform/marina/internal/localenv"
+)
+
+const usage = `usage: marina-dev <up|down|status> [flags]
+
+  up      create the environment (idempotent) and wait until it is healthy
+  down    stop and remove everything the environment made
+  status  show the health of every part and the kubeconfig paths
+
+flags:
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd := os.Args[1]
+	fs := flag.NewFlagSet("marina-dev "+cmd, flag.ContinueOnError)
+	dir := fs.String("dir", localenv.DefaultDir(), "folder of the environment (kubeconfigs at <dir>/<data center>/admin.kubeconfig); $MARINA_LOCAL_DIR")
+	dcs := fs.Int("data-centers", 2, "number of data centers (up)")
+	kubeBin := fs.String("kube-bin-dir", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (up)")
+	etcd := fs.String("etcd", "", "etcd binary (up)")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd {
+	case "up":
+		err = up(ctx, localenv.Options{DataCenters: *dcs, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd})
+	case "down":
+		err = down(ctx, *dir)
+	case "status":
+		err = status(ctx, *dir)
+	default:
+		fs.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "marina-dev %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+func up(ctx context.Context, opts localenv.Options) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root: it creates network namespaces, cgroups and mounts")
+	}
+	if opts.KubeBinDir == "" || opts.Etcd == "" {
+		return fmt.Errorf("--kube-bin-dir and --etcd are required; `make up` sets them")
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	opts.RepoRoot = root
+	env, err := localenv.New(opts)
+	if err != nil {
+		return err
+	}
+	env.Out = os.Stdout
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	fmt.Printf("marina-dev up: %d data centers in %s\n", opts.DataCenters, opts.Dir)
+	if err := env.Up(ctx); err != nil {
+		return fmt.Errorf("%w\n(`make status` shows what runs; `make down` removes it all)", err)
+	}
+	printNext(env)
+	return nil
+}
+
+func down(ctx context.Context, dir string) error {
+	env, err := localenv.Load(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Println("marina-dev down: no environment in", dir)
+			return nil
+		}
+		return err
+	}
+	env.Out = os.Stdout
+	return env.Down(ctx)
+}
+
+func status(ctx context.Context, dir string) error {
+	env, err := localenv.Load(dir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATA CENTER\tPART\tHEALTHY\tDETAIL")
+	healthy := true
+	for _, p := range env.Status(ctx) {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", p.DataCenter, p.Name, p.Healthy, p.Detail)
+		healthy = healthy && p.Healthy
+	}
+	_ = tw.Flush()
+	fmt.Println()
+	for _, dc := range env.DataCenters() {
+		fmt.Printf("%s kubeconfig: %s\n", dc.Name, dc.Kubeconfig())
+	}
+	if !healthy {
+		return fmt.Errorf("some parts are not healthy")
+	}
+	return nil
+}
+
+func printNext(env *localenv.Env) {
+	dcs := env.DataCenters()
+	fmt.Println()
+	fmt.Println("Kubeconfigs (stable paths; `make status` lists them again):")
+	for _, dc := range dcs {
+		fmt.Printf("  %s  %s\n", dc.Name, dc.Kubeconfig())
+	}
+	kubectl := filepath.Join(env.Options().KubeBinDir, "kubectl")
+	fmt.Printf(`
+Try:
+  export KUBECONFIG=%s
+  %s get nodes -o wide
+  %s get crds | grep marina.dev
+  %s explain controlplane.spec
+
+Marina's CRDs are installed in every management cluster. Its operators,
+the shared services (cert-manager, Vault, external etcd, CRD mirror) and the
+member clusters join the environment with the next issues.
+`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl)
+}

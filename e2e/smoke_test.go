@@ -1,0 +1,247 @@
+// Package e2e runs Marina's end-to-end tests on the local environment
+// (internal/localenv), the same one `make up` starts.
+//
+// When an environment is already up in the default folder the tests use it
+// and leave it running; otherwise they bring one up and remove it at the end.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"github.com/marina-platform/marina/internal/localenv"
+	"github.com/marina-platform/marina/internal/localenv/network"
+	"github.com/marina-platform/marina/internal/testenv"
+)
+
+var (
+	env *localenv.Env
+	// owned is true when the tests brought the environment up themselves.
+	owned bool
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	dir := localenv.DefaultDir()
+	if existing, err := localenv.Load(dir); err == nil {
+		env = existing
+	} else {
+		assets := os.Getenv(testenv.AssetsEnv)
+		if assets == "" {
+			return 1, fmt.Errorf("%s is not set: run `make test`", testenv.AssetsEnv)
+		}
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			return 1, err
+		}
+		env, err = localenv.New(localenv.Options{DataCenters: 2, Dir: dir, KubeBinDir: assets, Etcd: filepath.Join(assets, "etcd"), RepoRoot: root})
+		if err != nil {
+			return 1, err
+		}
+		env.Out = os.Stdout
+		owned = true
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := env.Up(ctx); err != nil {
+			_ = env.Down(context.Background())
+			return 1, fmt.Errorf("bring the environment up: %w", err)
+		}
+	}
+	code := m.Run()
+	if owned {
+		if err := env.Down(context.Background()); err != nil {
+			return code, fmt.Errorf("take the environment down: %w", err)
+		}
+	}
+	return code, nil
+}
+
+func TestEveryPartIsHealthy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range env.Status(ctx) {
+		if !p.Healthy {
+			t.Errorf("%s %s: %s", p.DataCenter, p.Name, p.Detail)
+		}
+	}
+}
+
+// TestPodOnEveryNodeServesThroughAService runs the echo server in every data
+// center and reaches it through its Service from inside the node.
+func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
+	for _, dc := range env.DataCenters() {
+		t.Run(dc.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cs := clientset(t, dc.Kubeconfig())
+			ns := "e2e-smoke"
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+			waitFor(ctx, t, "the default ServiceAccount", func() bool {
+				_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+				return err == nil
+			})
+
+			labels := map[string]string{"app": "echo"}
+			_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "echo", Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name: "echo", Image: "marina.local/echoserver:v1", ImagePullPolicy: corev1.PullNever,
+						Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+					}},
+					TerminationGracePeriodSeconds: ptr.To[int64](1),
+				},
+			}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			svc, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "echo"},
+				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+			}, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				svc, err = cs.CoreV1().Services(ns).Get(ctx, "echo", metav1.GetOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(ctx, t, "pod echo Running on "+dc.Node.Name, func() bool {
+				p, err := cs.CoreV1().Pods(ns).Get(ctx, "echo", metav1.GetOptions{})
+				return err == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == dc.Node.Name
+			})
+
+			inNode := &http.Client{Transport: &http.Transport{DialContext: network.DialContext(dc.Node.NetNS)}, Timeout: 3 * time.Second}
+			url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "80")
+			var body string
+			waitFor(ctx, t, "GET "+url+" inside "+dc.Node.Name, func() bool {
+				body = get(ctx, inNode, url)
+				return body == "hello from echo\n"
+			})
+		})
+	}
+}
+
+// TestDownThenUp runs last: down must leave nothing behind, and up must
+// then work again. It only runs on an environment the tests own.
+func TestDownThenUp(t *testing.T) {
+	if !owned {
+		t.Log("the environment was already up; not taking it down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := env.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leftovers(env) {
+		t.Errorf("left behind by down: %s", l)
+	}
+	if err := env.Up(ctx); err != nil {
+		t.Fatalf("up after down: %v", err)
+	}
+	for _, p := range env.Status(ctx) {
+		if !p.Healthy {
+			t.Errorf("after down and up: %s %s: %s", p.DataCenter, p.Name, p.Detail)
+		}
+	}
+}
+
+// leftovers lists what the environment made that still exists.
+func leftovers(e *localenv.Env) []string {
+	var found []string
+	if out, _ := exec.Command("ip", "netns", "list").Output(); len(out) > 0 {
+		for _, dc := range e.DataCenters() {
+			for _, ns := range []string{dc.Host.Name, dc.NodeHost.Name} {
+				if strings.Contains(string(out), ns) {
+					found = append(found, "network namespace "+ns)
+				}
+			}
+		}
+	}
+	topo := localenv.Topology()
+	if exec.Command("ip", "link", "show", topo.Bridge).Run() == nil {
+		found = append(found, "bridge "+topo.Bridge)
+	}
+	if exec.Command("iptables", "-w", "-S", topo.Chain).Run() == nil {
+		found = append(found, "iptables chain "+topo.Chain)
+	}
+	for _, r := range []string{topo.ServiceSubnet, topo.PodSubnet} {
+		if out, _ := exec.Command("ip", "route", "show", "match", r).Output(); strings.Contains(string(out), r) || strings.Contains(string(out), "10.220.") {
+			found = append(found, "route "+strings.TrimSpace(string(out)))
+		}
+	}
+	if matches, _ := filepath.Glob("/sys/fs/cgroup/*/marina-dc*"); len(matches) > 0 {
+		found = append(found, matches...)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), e.Options().Dir) {
+		found = append(found, "mounts under "+e.Options().Dir)
+	}
+	if _, err := os.Stat(e.Options().Dir); err == nil {
+		found = append(found, "folder "+e.Options().Dir)
+	}
+	return found
+}
+
+func clientset(t *testing.T, kubeconfig string) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+func waitFor(ctx context.Context, t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func get(ctx context.Context, client *http.Client, url string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

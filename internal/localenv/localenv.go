@@ -1,0 +1,381 @@
+// Package localenv runs Marina's local multi-data-center environment on one
+// machine without Docker: per data center a management cluster (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler as processes) and
+// a real node (containerd, kubelet, kube-proxy in a network namespace).
+//
+// The layout is computed from Options alone, so Down and Status find every
+// part again from the options recorded by Up. cmd/marina-dev is its command
+// line; the end-to-end tests use it as a library.
+package localenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/marina-platform/marina/internal/localenv/cluster"
+	"github.com/marina-platform/marina/internal/localenv/images"
+	"github.com/marina-platform/marina/internal/localenv/network"
+	"github.com/marina-platform/marina/internal/localenv/node"
+	"github.com/marina-platform/marina/internal/localenv/proc"
+)
+
+// The environment's address plan. Namespaces sit on one host bridge in
+// 10.210.0.0/16 (data center N uses 10.210.N.0/24); node N of data center D
+// gets pod subnet 10.220.(D*10+N).0/24; every cluster's Services use
+// 10.96.0.0/16, which only exists inside nodes.
+const (
+	bridgeName    = "marina0"
+	chainName     = "MARINA-FORWARD"
+	gateway       = "10.210.0.1/16"
+	podSubnet     = "10.220.0.0/16"
+	serviceSubnet = "10.96.0.0/16"
+	clusterDNS    = "10.96.0.10"
+)
+
+// SandboxImage is the pause image every node's containerd uses.
+const SandboxImage = images.Registry + "/pause:v1"
+
+// Options choose the environment's size and where it keeps its files.
+type Options struct {
+	// DataCenters is the number of data centers, 1 to 9.
+	DataCenters int `json:"dataCenters"`
+	// Dir holds everything the environment writes; Down removes it.
+	Dir string `json:"dir"`
+	// KubeBinDir holds kube-apiserver, kube-controller-manager,
+	// kube-scheduler, kubelet, kube-proxy and kubectl.
+	KubeBinDir string `json:"kubeBinDir"`
+	// Etcd is the etcd binary.
+	Etcd string `json:"etcd"`
+	// RepoRoot is Marina's source tree, for building images.
+	RepoRoot string `json:"repoRoot"`
+}
+
+// DefaultDir is where the environment lives unless told otherwise;
+// kubeconfigs are at <dir>/<data center>/kubeconfig.
+func DefaultDir() string {
+	if d := os.Getenv("MARINA_LOCAL_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "/root"
+	}
+	return filepath.Join(home, ".marina", "local")
+}
+
+// Validate checks the options before anything is created.
+func (o Options) Validate() error {
+	if o.DataCenters < 1 || o.DataCenters > 9 {
+		return fmt.Errorf("data centers: %d is not between 1 and 9", o.DataCenters)
+	}
+	if o.Dir == "" || !filepath.IsAbs(o.Dir) {
+		return fmt.Errorf("dir %q must be an absolute path", o.Dir)
+	}
+	return nil
+}
+
+// DataCenter is one data center's management cluster and node.
+type DataCenter struct {
+	Name string
+	// Host is the namespace of the management cluster's control plane.
+	Host    network.Host
+	Cluster cluster.Cluster
+	// NodeHost and Node are the management cluster's node.
+	NodeHost network.Host
+	Node     node.Node
+}
+
+// Kubeconfig is the stable path of the data center's admin kubeconfig.
+func (dc DataCenter) Kubeconfig() string { return dc.Cluster.AdminKubeconfig() }
+
+// Env is a local environment.
+type Env struct {
+	opts Options
+	topo network.Topology
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+}
+
+// New lays out an environment for opts.
+func New(opts Options) (*Env, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Env{opts: opts, topo: Topology()}, nil
+}
+
+// Topology is the environment's network.
+func Topology() network.Topology {
+	return network.Topology{
+		Bridge: bridgeName, Chain: chainName, Gateway: gateway,
+		PodSubnet: podSubnet, ServiceSubnet: serviceSubnet, VethPrefix: "mv-",
+	}
+}
+
+// Load finds the environment that Up recorded in dir.
+func Load(dir string) (*Env, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "env.json"))
+	if err != nil {
+		return nil, fmt.Errorf("no local environment in %s (run `make up`): %w", dir, err)
+	}
+	var opts Options
+	if err := json.Unmarshal(data, &opts); err != nil {
+		return nil, fmt.Errorf("%s/env.json: %w", dir, err)
+	}
+	return New(opts)
+}
+
+// Options the environment was laid out with.
+func (e *Env) Options() Options { return e.opts }
+
+// DataCenters lists the data centers, dc1 first.
+func (e *Env) DataCenters() []DataCenter {
+	var dcs []DataCenter
+	for i := 1; i <= e.opts.DataCenters; i++ {
+		name := fmt.Sprintf("dc%d", i)
+		dir := filepath.Join(e.opts.Dir, name)
+		host := network.Host{Name: "m-" + name, IP: net.IPv4(10, 210, byte(i), 2)}
+		_, podCIDR, _ := net.ParseCIDR(fmt.Sprintf("10.220.%d.0/24", i*10+1))
+		nodeHost := network.Host{Name: "m-" + name + "-n1", IP: net.IPv4(10, 210, byte(i), 10), PodCIDR: podCIDR}
+		c := cluster.Cluster{
+			Name: name, NetNS: host.Name, IP: host.IP, APIPort: 6443, EtcdPort: 2379,
+			ServiceCIDR: serviceSubnet, Controllers: true, Dir: dir,
+			Bin: cluster.Binaries{
+				Etcd:                  e.opts.Etcd,
+				KubeAPIServer:         filepath.Join(e.opts.KubeBinDir, "kube-apiserver"),
+				KubeControllerManager: filepath.Join(e.opts.KubeBinDir, "kube-controller-manager"),
+				KubeScheduler:         filepath.Join(e.opts.KubeBinDir, "kube-scheduler"),
+			},
+		}
+		n := node.Node{
+			Name: name + "-node-1", NetNS: nodeHost.Name, IP: nodeHost.IP, PodCIDR: podCIDR,
+			ClusterCIDR: podSubnet, ClusterDNS: net.ParseIP(clusterDNS), Cluster: c,
+			SandboxImage: SandboxImage, Dir: filepath.Join(dir, "node-1"),
+			Bin: node.Binaries{
+				Kubelet: filepath.Join(e.opts.KubeBinDir, "kubelet"), KubeProxy: filepath.Join(e.opts.KubeBinDir, "kube-proxy"),
+				Containerd: "/usr/bin/containerd", Ctr: "/usr/bin/ctr", CNIDir: "/usr/lib/cni",
+			},
+		}
+		dcs = append(dcs, DataCenter{Name: name, Host: host, Cluster: c, NodeHost: nodeHost, Node: n})
+	}
+	return dcs
+}
+
+// imageSpecs are the images every node gets: name, package to build and
+// the path of its binary in the image.
+var imageSpecs = []struct{ ref, pkg, bin string }{
+	{SandboxImage, "./hack/pause", "/pause"},
+	{images.Registry + "/echoserver:v1", "./hack/echoserver", "/echoserver"},
+}
+
+// Up creates whatever is missing and waits until every data center's API
+// server answers and its node is Ready. A second Up only checks.
+func (e *Env) Up(ctx context.Context) error {
+	p := newProgress(e.Out)
+	if err := os.MkdirAll(e.opts.Dir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(e.opts, "", "  ")
+	if err := os.WriteFile(filepath.Join(e.opts.Dir, "env.json"), data, 0o644); err != nil {
+		return err
+	}
+	dcs := e.DataCenters()
+
+	var tarballs []string
+	if err := p.step("build images (pause, echoserver)", func() (err error) {
+		tarballs, err = e.buildImages(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := p.step("network: bridge "+bridgeName+", forward rules", e.topo.EnsureBridge); err != nil {
+		return err
+	}
+	for _, dc := range dcs {
+		dc := dc
+		if err := p.step(dc.Name+": namespaces", func() error {
+			return errors.Join(e.topo.EnsureHost(dc.Host), e.topo.EnsureHost(dc.NodeHost))
+		}); err != nil {
+			return err
+		}
+		if err := p.step(dc.Name+": management cluster at "+dc.Cluster.Server(), func() error {
+			return dc.Cluster.Start(ctx)
+		}); err != nil {
+			return err
+		}
+		if err := p.step(dc.Name+": install Marina's CRDs", func() error { return e.applyCRDs(ctx, dc) }); err != nil {
+			return err
+		}
+		if err := p.step(dc.Name+": node "+dc.Node.Name+" (containerd, images, kubelet, kube-proxy)", func() error {
+			if err := dc.Node.StartRuntime(ctx); err != nil {
+				return err
+			}
+			if err := dc.Node.ImportImages(ctx, tarballs...); err != nil {
+				return err
+			}
+			return dc.Node.Start(ctx)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, dc := range dcs {
+		dc := dc
+		if err := p.step(dc.Name+": wait for node Ready", func() error { return waitNodeReady(ctx, dc) }); err != nil {
+			return err
+		}
+	}
+	p.done("environment up")
+	return nil
+}
+
+func (e *Env) buildImages(ctx context.Context) ([]string, error) {
+	dir := filepath.Join(e.opts.Dir, "images")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var tarballs []string
+	for _, s := range imageSpecs {
+		bin := filepath.Join(dir, filepath.Base(s.pkg))
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, s.pkg)
+		cmd.Dir = e.opts.RepoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %w\n%s", s.pkg, err, out)
+		}
+		tb := bin + ".tar"
+		if err := images.WriteTarball(images.Spec{Ref: s.ref, Files: []images.File{{Path: s.bin, Source: bin, Mode: 0o755}}, Entrypoint: []string{s.bin}}, tb); err != nil {
+			return nil, err
+		}
+		tarballs = append(tarballs, tb)
+	}
+	return tarballs, nil
+}
+
+// applyCRDs installs charts/marina/crds with server-side apply, as Helm
+// would install a chart's crds folder.
+func (e *Env) applyCRDs(ctx context.Context, dc DataCenter) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.opts.KubeBinDir, "kubectl"), "--kubeconfig", dc.Kubeconfig(),
+		"apply", "--server-side", "--field-manager=marina-dev", "-f", filepath.Join(e.opts.RepoRoot, "charts", "marina", "crds"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl apply CRDs: %w: %s", err, out)
+	}
+	return nil
+}
+
+func waitNodeReady(ctx context.Context, dc DataCenter) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cs, err := clientset(dc.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	for {
+		if ready, _ := nodeReady(ctx, cs, dc.Node.Name); ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: node %s not Ready (logs: %s)", dc.Name, dc.Node.Name, filepath.Join(dc.Node.Dir, "kubelet.log"))
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) (bool, error) {
+	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue, nil
+		}
+	}
+	return false, nil
+}
+
+func clientset(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 5 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Down stops every process, removes every namespace, veth, bridge, route,
+// iptables chain, cgroup and mount the environment made, and then its
+// folder. It goes on past errors and reports them all.
+func (e *Env) Down(ctx context.Context) error {
+	p := newProgress(e.Out)
+	var errs []error
+	dcs := e.DataCenters()
+	for i := len(dcs) - 1; i >= 0; i-- {
+		dc := dcs[i]
+		errs = append(errs, p.step(dc.Name+": stop node "+dc.Node.Name, func() error { return dc.Node.Stop(ctx) }))
+		errs = append(errs, p.step(dc.Name+": stop management cluster", dc.Cluster.Stop))
+		errs = append(errs, p.step(dc.Name+": remove namespaces", func() error {
+			return errors.Join(e.topo.DeleteHost(dc.NodeHost), e.topo.DeleteHost(dc.Host))
+		}))
+	}
+	errs = append(errs, p.step("network: remove bridge and forward rules", e.topo.DeleteBridge))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("some parts could not be removed; %s is kept for a look: %w", e.opts.Dir, err)
+	}
+	errs = append(errs, p.step("remove "+e.opts.Dir, func() error { return os.RemoveAll(e.opts.Dir) }))
+	p.done("environment down")
+	return errors.Join(errs...)
+}
+
+// Part is the health of one part of the environment.
+type Part struct {
+	DataCenter string `json:"dataCenter"`
+	Name       string `json:"name"`
+	Healthy    bool   `json:"healthy"`
+	Detail     string `json:"detail"`
+}
+
+// Status checks every process and endpoint once.
+func (e *Env) Status(ctx context.Context) []Part {
+	var parts []Part
+	for _, dc := range e.DataCenters() {
+		for _, s := range append(dc.Cluster.Processes(), dc.Node.Processes()...) {
+			pid, ok := proc.Running(s)
+			detail := "not running; log: " + s.LogFile()
+			if ok {
+				detail = fmt.Sprintf("pid %d", pid)
+			}
+			parts = append(parts, Part{DataCenter: dc.Name, Name: s.Name, Healthy: ok, Detail: detail})
+		}
+		api := Part{DataCenter: dc.Name, Name: "api-server", Detail: dc.Cluster.Server()}
+		if err := dc.Cluster.Healthy(ctx); err != nil {
+			api.Detail += ": " + err.Error()
+		} else {
+			api.Healthy = true
+		}
+		parts = append(parts, api)
+		nodePart := Part{DataCenter: dc.Name, Name: "node " + dc.Node.Name}
+		if cs, err := clientset(dc.Kubeconfig()); err != nil {
+			nodePart.Detail = err.Error()
+		} else if ready, err := nodeReady(ctx, cs, dc.Node.Name); err != nil {
+			nodePart.Detail = err.Error()
+		} else {
+			nodePart.Healthy, nodePart.Detail = ready, map[bool]string{true: "Ready", false: "NotReady"}[ready]
+		}
+		parts = append(parts, nodePart)
+	}
+	return parts
+}
