@@ -21,13 +21,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/network"
+	"github.com/marina-platform/marina/internal/localenv/node"
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
@@ -61,7 +65,7 @@ func run(m *testing.M) (int, error) {
 		if err != nil {
 			return 1, err
 		}
-		env, err = localenv.New(localenv.Options{DataCenters: 2, Dir: dir, KubeBinDir: assets, Etcd: filepath.Join(assets, "etcd"), RepoRoot: root})
+		env, err = localenv.New(localenv.Options{DataCenters: 2, Members: 3, Dir: dir, KubeBinDir: assets, Etcd: filepath.Join(assets, "etcd"), RepoRoot: root})
 		if err != nil {
 			return 1, err
 		}
@@ -93,14 +97,85 @@ func TestEveryPartIsHealthy(t *testing.T) {
 	}
 }
 
-// TestPodOnEveryNodeServesThroughAService runs the echo server in every data
-// center and reaches it through its Service from inside the node.
-func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
+// TestEveryMemberAnswersWithItsKubeconfigSecret reads each member's
+// kubeconfig from the Secret the infrastructure provider wrote, as Marina's
+// register operator will, and asks the member's API server for its version.
+func TestEveryMemberAnswersWithItsKubeconfigSecret(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, dc := range env.DataCenters() {
-		t.Run(dc.Name, func(t *testing.T) {
+		mgmt := clientset(t, dc.Kubeconfig())
+		clusters, err := dynamicList(ctx, t, dc.Kubeconfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(clusters) != len(dc.Members) {
+			t.Errorf("%s: %d Cluster API Clusters, want %d", dc.Name, len(clusters), len(dc.Members))
+		}
+		for _, m := range dc.Members {
+			secret, err := mgmt.CoreV1().Secrets(localenv.MembersNamespace).Get(ctx, m.Cluster.Name+"-kubeconfig", metav1.GetOptions{})
+			if err != nil {
+				t.Errorf("%s: %v", m.Cluster.Name, err)
+				continue
+			}
+			cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data["value"])
+			if err != nil {
+				t.Errorf("%s: kubeconfig in Secret: %v", m.Cluster.Name, err)
+				continue
+			}
+			v, err := kubernetes.NewForConfigOrDie(cfg).Discovery().ServerVersion()
+			if err != nil {
+				t.Errorf("%s does not answer: %v", m.Cluster.Name, err)
+				continue
+			}
+			if v.GitVersion == "" {
+				t.Errorf("%s answered without a version", m.Cluster.Name)
+			}
+		}
+	}
+}
+
+// dynamicList lists the Cluster API Clusters in the members namespace and
+// checks each is marked initialized as a provider would.
+func dynamicList(ctx context.Context, t *testing.T, kubeconfig string) ([]string, error) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	list, err := dc.Resource(schema.GroupVersionResource{Group: "cluster.x-k8s.io", Version: "v1beta2", Resource: "clusters"}).
+		Namespace(localenv.MembersNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range list.Items {
+		initialized, _, _ := unstructured.NestedBool(c.Object, "status", "initialization", "controlPlaneInitialized")
+		if !initialized {
+			t.Errorf("Cluster %s is not marked controlPlaneInitialized", c.GetName())
+		}
+		names = append(names, c.GetName())
+	}
+	return names, nil
+}
+
+// TestPodOnEveryNodeServesThroughAService runs the echo server on every node
+// (the management clusters' and the members') and reaches it through its
+// Service from inside the node.
+func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
+	var nodes []node.Node
+	for _, dc := range env.DataCenters() {
+		nodes = append(nodes, dc.Nodes()...)
+	}
+	for _, n := range nodes {
+		t.Run(n.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cs := clientset(t, dc.Kubeconfig())
+			cs := clientset(t, n.Cluster.AdminKubeconfig())
 			ns := "e2e-smoke"
 			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 				t.Fatal(err)
@@ -135,15 +210,15 @@ func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(ctx, t, "pod echo Running on "+dc.Node.Name, func() bool {
+			waitFor(ctx, t, "pod echo Running on "+n.Name, func() bool {
 				p, err := cs.CoreV1().Pods(ns).Get(ctx, "echo", metav1.GetOptions{})
-				return err == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == dc.Node.Name
+				return err == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == n.Name
 			})
 
-			inNode := &http.Client{Transport: &http.Transport{DialContext: network.DialContext(dc.Node.NetNS)}, Timeout: 3 * time.Second}
+			inNode := &http.Client{Transport: &http.Transport{DialContext: network.DialContext(n.NetNS)}, Timeout: 3 * time.Second}
 			url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "80")
 			var body string
-			waitFor(ctx, t, "GET "+url+" inside "+dc.Node.Name, func() bool {
+			waitFor(ctx, t, "GET "+url+" inside "+n.Name, func() bool {
 				body = get(ctx, inNode, url)
 				return body == "hello from echo\n"
 			})
@@ -181,9 +256,9 @@ func leftovers(e *localenv.Env) []string {
 	var found []string
 	if out, _ := exec.Command("ip", "netns", "list").Output(); len(out) > 0 {
 		for _, dc := range e.DataCenters() {
-			for _, ns := range []string{dc.Host.Name, dc.NodeHost.Name} {
-				if strings.Contains(string(out), ns) {
-					found = append(found, "network namespace "+ns)
+			for _, h := range dc.Hosts() {
+				if strings.Contains(string(out), h.Name) {
+					found = append(found, "network namespace "+h.Name)
 				}
 			}
 		}

@@ -15,6 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/marina-platform/marina/internal/localenv"
 )
 
@@ -36,6 +39,7 @@ func main() {
 	fs := flag.NewFlagSet("marina-dev "+cmd, flag.ContinueOnError)
 	dir := fs.String("dir", localenv.DefaultDir(), "folder of the environment (kubeconfigs at <dir>/<data center>/admin.kubeconfig); $MARINA_LOCAL_DIR")
 	dcs := fs.Int("data-centers", 2, "number of data centers (up)")
+	members := fs.Int("members", 3, "member clusters per data center; the first has a node (up)")
 	kubeBin := fs.String("kube-bin-dir", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (up)")
 	etcd := fs.String("etcd", "", "etcd binary (up)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
@@ -43,12 +47,16 @@ func main() {
 		os.Exit(2)
 	}
 
+	// The controller-runtime client logs nothing this tool does not return
+	// as an error; without a logger it would print a warning with a stack.
+	ctrllog.SetLogger(logr.Discard())
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch cmd {
 	case "up":
-		err = up(ctx, localenv.Options{DataCenters: *dcs, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd})
+		err = up(ctx, localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd})
 	case "down":
 		err = down(ctx, *dir)
 	case "status":
@@ -121,6 +129,9 @@ func status(ctx context.Context, dir string) error {
 	fmt.Println()
 	for _, dc := range env.DataCenters() {
 		fmt.Printf("%s kubeconfig: %s\n", dc.Name, dc.Kubeconfig())
+		for _, m := range dc.Members {
+			fmt.Printf("%s kubeconfig: %s\n", m.Cluster.Name, m.Cluster.AdminKubeconfig())
+		}
 	}
 	if !healthy {
 		return fmt.Errorf("some parts are not healthy")
@@ -134,6 +145,9 @@ func printNext(env *localenv.Env) {
 	fmt.Println("Kubeconfigs (stable paths; `make status` lists them again):")
 	for _, dc := range dcs {
 		fmt.Printf("  %s  %s\n", dc.Name, dc.Kubeconfig())
+		for _, m := range dc.Members {
+			fmt.Printf("  %s  %s\n", m.Cluster.Name, m.Cluster.AdminKubeconfig())
+		}
 	}
 	kubectl := filepath.Join(env.Options().KubeBinDir, "kubectl")
 	fmt.Printf(`
@@ -141,10 +155,12 @@ Try:
   export KUBECONFIG=%s
   %s get nodes -o wide
   %s get crds | grep marina.dev
+  %s get clusters.cluster.x-k8s.io -n marina-members
   %s explain controlplane.spec
 
-Marina's CRDs are installed in every management cluster. Its operators,
-the shared services (cert-manager, Vault, external etcd, CRD mirror) and the
-member clusters join the environment with the next issues.
-`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl)
+Marina's and Cluster API's CRDs are installed in every management cluster,
+with a Cluster and a <name>-kubeconfig Secret per member cluster. Marina's
+operators and the shared services (cert-manager, Vault, external etcd, CRD
+mirror, CoreDNS) join the environment with the next issues.
+`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl, kubectl)
 }

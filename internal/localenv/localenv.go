@@ -52,6 +52,9 @@ const SandboxImage = images.Registry + "/pause:v1"
 type Options struct {
 	// DataCenters is the number of data centers, 1 to 9.
 	DataCenters int `json:"dataCenters"`
+	// Members is the number of member clusters per data center, 0 to 5;
+	// the first one has a node.
+	Members int `json:"members"`
 	// Dir holds everything the environment writes; Down removes it.
 	Dir string `json:"dir"`
 	// KubeBinDir holds kube-apiserver, kube-controller-manager,
@@ -81,21 +84,35 @@ func (o Options) Validate() error {
 	if o.DataCenters < 1 || o.DataCenters > 9 {
 		return fmt.Errorf("data centers: %d is not between 1 and 9", o.DataCenters)
 	}
+	if o.Members < 0 || o.Members > 5 {
+		return fmt.Errorf("members: %d is not between 0 and 5", o.Members)
+	}
 	if o.Dir == "" || !filepath.IsAbs(o.Dir) {
 		return fmt.Errorf("dir %q must be an absolute path", o.Dir)
 	}
 	return nil
 }
 
-// DataCenter is one data center's management cluster and node.
+// DataCenter is one data center's management cluster, its node and its
+// member clusters.
 type DataCenter struct {
 	Name string
-	// Host is the namespace of the management cluster's control plane.
+	// Host is the namespace of the management cluster's control plane; the
+	// member clusters' control planes share it on other ports.
 	Host    network.Host
 	Cluster cluster.Cluster
 	// NodeHost and Node are the management cluster's node.
 	NodeHost network.Host
 	Node     node.Node
+	Members  []Member
+}
+
+// Member is a member cluster: an API server and etcd, and for the first
+// member of each data center controllers and a node so that workloads run.
+type Member struct {
+	Cluster  cluster.Cluster
+	NodeHost *network.Host
+	Node     *node.Node
 }
 
 // Kubeconfig is the stable path of the data center's admin kubeconfig.
@@ -169,9 +186,51 @@ func (e *Env) DataCenters() []DataCenter {
 				Containerd: "/usr/bin/containerd", Ctr: "/usr/bin/ctr", CNIDir: "/usr/lib/cni",
 			},
 		}
-		dcs = append(dcs, DataCenter{Name: name, Host: host, Cluster: c, NodeHost: nodeHost, Node: n})
+		dc := DataCenter{Name: name, Host: host, Cluster: c, NodeHost: nodeHost, Node: n}
+		for j := 1; j <= e.opts.Members; j++ {
+			apiPort, etcdPort := memberPorts(j)
+			mc := c
+			mc.Name = fmt.Sprintf("%s-member-%d", name, j)
+			mc.APIPort, mc.EtcdPort = apiPort, etcdPort
+			mc.Dir = filepath.Join(dir, "members", mc.Name)
+			mc.Controllers = j == 1
+			m := Member{Cluster: mc}
+			if j == 1 {
+				_, memberPods, _ := net.ParseCIDR(fmt.Sprintf("10.220.%d.0/24", i*10+2))
+				h := network.Host{Name: "m-" + name + "-m1", IP: net.IPv4(10, 210, byte(i), 20), PodCIDR: memberPods}
+				mn := n
+				mn.Name, mn.NetNS, mn.IP, mn.PodCIDR = mc.Name+"-node-1", h.Name, h.IP, memberPods
+				mn.Cluster, mn.Dir = mc, filepath.Join(mc.Dir, "node-1")
+				m.NodeHost, m.Node = &h, &mn
+			}
+			dc.Members = append(dc.Members, m)
+		}
+		dcs = append(dcs, dc)
 	}
 	return dcs
+}
+
+// Nodes lists every node of the data center: the management cluster's and
+// the members'.
+func (dc DataCenter) Nodes() []node.Node {
+	ns := []node.Node{dc.Node}
+	for _, m := range dc.Members {
+		if m.Node != nil {
+			ns = append(ns, *m.Node)
+		}
+	}
+	return ns
+}
+
+// Hosts lists every network namespace of the data center.
+func (dc DataCenter) Hosts() []network.Host {
+	hs := []network.Host{dc.Host, dc.NodeHost}
+	for _, m := range dc.Members {
+		if m.NodeHost != nil {
+			hs = append(hs, *m.NodeHost)
+		}
+	}
+	return hs
 }
 
 // imageSpecs are the images every node gets: name, package to build and
@@ -201,13 +260,25 @@ func (e *Env) Up(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	var capiCRDs string
+	if err := p.step("fetch Cluster API "+ClusterAPIVersion+" CRDs", func() (err error) {
+		capiCRDs, err = clusterAPICRDs(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := p.step("network: bridge "+bridgeName+", forward rules", e.topo.EnsureBridge); err != nil {
 		return err
 	}
+	kubectl := filepath.Join(e.opts.KubeBinDir, "kubectl")
 	for _, dc := range dcs {
 		dc := dc
 		if err := p.step(dc.Name+": namespaces", func() error {
-			return errors.Join(e.topo.EnsureHost(dc.Host), e.topo.EnsureHost(dc.NodeHost))
+			var errs []error
+			for _, h := range dc.Hosts() {
+				errs = append(errs, e.topo.EnsureHost(h))
+			}
+			return errors.Join(errs...)
 		}); err != nil {
 			return err
 		}
@@ -216,25 +287,59 @@ func (e *Env) Up(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		if err := p.step(dc.Name+": install Marina's CRDs", func() error { return e.applyCRDs(ctx, dc) }); err != nil {
-			return err
-		}
-		if err := p.step(dc.Name+": node "+dc.Node.Name+" (containerd, images, kubelet, kube-proxy)", func() error {
-			if err := dc.Node.StartRuntime(ctx); err != nil {
-				return err
-			}
-			if err := dc.Node.ImportImages(ctx, tarballs...); err != nil {
-				return err
-			}
-			return dc.Node.Start(ctx)
+		if err := p.step(dc.Name+": install Marina's and Cluster API's CRDs", func() error {
+			return errors.Join(
+				kubectlApply(ctx, kubectl, dc.Kubeconfig(), filepath.Join(e.opts.RepoRoot, "charts", "marina", "crds")),
+				kubectlApply(ctx, kubectl, dc.Kubeconfig(), capiCRDs))
 		}); err != nil {
 			return err
+		}
+		for _, m := range dc.Members {
+			m := m
+			if err := p.step(dc.Name+": member cluster "+m.Cluster.Name+" at "+m.Cluster.Server(), func() error {
+				return m.Cluster.Start(ctx)
+			}); err != nil {
+				return err
+			}
+		}
+		for _, n := range dc.Nodes() {
+			n := n
+			if err := p.step(dc.Name+": node "+n.Name+" (containerd, images, kubelet, kube-proxy)", func() error {
+				if err := n.StartRuntime(ctx); err != nil {
+					return err
+				}
+				if err := n.ImportImages(ctx, tarballs...); err != nil {
+					return err
+				}
+				return n.Start(ctx)
+			}); err != nil {
+				return err
+			}
 		}
 	}
 	for _, dc := range dcs {
 		dc := dc
-		if err := p.step(dc.Name+": wait for node Ready", func() error { return waitNodeReady(ctx, dc) }); err != nil {
-			return err
+		for _, n := range dc.Nodes() {
+			n := n
+			if err := p.step(dc.Name+": wait for node "+n.Name+" Ready", func() error { return waitNodeReady(ctx, n) }); err != nil {
+				return err
+			}
+		}
+		if len(dc.Members) > 0 {
+			if err := p.step(dc.Name+": Cluster API Clusters and kubeconfig Secrets of the members", func() error {
+				mgmt, err := controllerClient(dc.Kubeconfig())
+				if err != nil {
+					return err
+				}
+				for _, m := range dc.Members {
+					if err := registerMember(ctx, mgmt, dc.Name, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
 		}
 	}
 	p.done("environment up")
@@ -264,31 +369,20 @@ func (e *Env) buildImages(ctx context.Context) ([]string, error) {
 	return tarballs, nil
 }
 
-// applyCRDs installs charts/marina/crds with server-side apply, as Helm
-// would install a chart's crds folder.
-func (e *Env) applyCRDs(ctx context.Context, dc DataCenter) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(e.opts.KubeBinDir, "kubectl"), "--kubeconfig", dc.Kubeconfig(),
-		"apply", "--server-side", "--field-manager=marina-dev", "-f", filepath.Join(e.opts.RepoRoot, "charts", "marina", "crds"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl apply CRDs: %w: %s", err, out)
-	}
-	return nil
-}
-
-func waitNodeReady(ctx context.Context, dc DataCenter) error {
+func waitNodeReady(ctx context.Context, n node.Node) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cs, err := clientset(dc.Kubeconfig())
+	cs, err := clientset(n.Cluster.AdminKubeconfig())
 	if err != nil {
 		return err
 	}
 	for {
-		if ready, _ := nodeReady(ctx, cs, dc.Node.Name); ready {
+		if ready, _ := nodeReady(ctx, cs, n.Name); ready {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: node %s not Ready (logs: %s)", dc.Name, dc.Node.Name, filepath.Join(dc.Node.Dir, "kubelet.log"))
+			return fmt.Errorf("node %s not Ready (log: %s)", n.Name, filepath.Join(n.Dir, "kubelet.log"))
 		case <-time.After(time.Second):
 		}
 	}
@@ -325,10 +419,20 @@ func (e *Env) Down(ctx context.Context) error {
 	dcs := e.DataCenters()
 	for i := len(dcs) - 1; i >= 0; i-- {
 		dc := dcs[i]
-		errs = append(errs, p.step(dc.Name+": stop node "+dc.Node.Name, func() error { return dc.Node.Stop(ctx) }))
+		for _, n := range dc.Nodes() {
+			n := n
+			errs = append(errs, p.step(dc.Name+": stop node "+n.Name, func() error { return n.Stop(ctx) }))
+		}
+		for _, m := range dc.Members {
+			errs = append(errs, p.step(dc.Name+": stop member cluster "+m.Cluster.Name, m.Cluster.Stop))
+		}
 		errs = append(errs, p.step(dc.Name+": stop management cluster", dc.Cluster.Stop))
 		errs = append(errs, p.step(dc.Name+": remove namespaces", func() error {
-			return errors.Join(e.topo.DeleteHost(dc.NodeHost), e.topo.DeleteHost(dc.Host))
+			var errs []error
+			for _, h := range dc.Hosts() {
+				errs = append(errs, e.topo.DeleteHost(h))
+			}
+			return errors.Join(errs...)
 		}))
 	}
 	errs = append(errs, p.step("network: remove bridge and forward rules", e.topo.DeleteBridge))
@@ -352,30 +456,44 @@ type Part struct {
 func (e *Env) Status(ctx context.Context) []Part {
 	var parts []Part
 	for _, dc := range e.DataCenters() {
-		for _, s := range append(dc.Cluster.Processes(), dc.Node.Processes()...) {
-			pid, ok := proc.Running(s)
-			detail := "not running; log: " + s.LogFile()
-			if ok {
-				detail = fmt.Sprintf("pid %d", pid)
+		clusters := []cluster.Cluster{dc.Cluster}
+		for _, m := range dc.Members {
+			clusters = append(clusters, m.Cluster)
+		}
+		for _, c := range clusters {
+			specs := c.Processes()
+			for _, n := range dc.Nodes() {
+				if n.Cluster.Name == c.Name {
+					specs = append(specs, n.Processes()...)
+				}
 			}
-			parts = append(parts, Part{DataCenter: dc.Name, Name: s.Name, Healthy: ok, Detail: detail})
+			for _, s := range specs {
+				pid, ok := proc.Running(s)
+				detail := "not running; log: " + s.LogFile()
+				if ok {
+					detail = fmt.Sprintf("pid %d", pid)
+				}
+				parts = append(parts, Part{DataCenter: dc.Name, Name: c.Name + " " + s.Name, Healthy: ok, Detail: detail})
+			}
+			api := Part{DataCenter: dc.Name, Name: c.Name + " api-server", Detail: c.Server()}
+			if err := c.Healthy(ctx); err != nil {
+				api.Detail += ": " + err.Error()
+			} else {
+				api.Healthy = true
+			}
+			parts = append(parts, api)
 		}
-		api := Part{DataCenter: dc.Name, Name: "api-server", Detail: dc.Cluster.Server()}
-		if err := dc.Cluster.Healthy(ctx); err != nil {
-			api.Detail += ": " + err.Error()
-		} else {
-			api.Healthy = true
+		for _, n := range dc.Nodes() {
+			nodePart := Part{DataCenter: dc.Name, Name: "node " + n.Name}
+			if cs, err := clientset(n.Cluster.AdminKubeconfig()); err != nil {
+				nodePart.Detail = err.Error()
+			} else if ready, err := nodeReady(ctx, cs, n.Name); err != nil {
+				nodePart.Detail = err.Error()
+			} else {
+				nodePart.Healthy, nodePart.Detail = ready, map[bool]string{true: "Ready", false: "NotReady"}[ready]
+			}
+			parts = append(parts, nodePart)
 		}
-		parts = append(parts, api)
-		nodePart := Part{DataCenter: dc.Name, Name: "node " + dc.Node.Name}
-		if cs, err := clientset(dc.Kubeconfig()); err != nil {
-			nodePart.Detail = err.Error()
-		} else if ready, err := nodeReady(ctx, cs, dc.Node.Name); err != nil {
-			nodePart.Detail = err.Error()
-		} else {
-			nodePart.Healthy, nodePart.Detail = ready, map[bool]string{true: "Ready", false: "NotReady"}[ready]
-		}
-		parts = append(parts, nodePart)
 	}
 	return parts
 }
