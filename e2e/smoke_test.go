@@ -32,6 +32,7 @@ import (
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/network"
 	"github.com/marina-platform/marina/internal/localenv/node"
+	"github.com/marina-platform/marina/internal/localenv/proc"
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
@@ -226,6 +227,38 @@ func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 	}
 }
 
+// TestExternalEtcdSurvivesOneMemberStopped stops one member of the shared
+// etcd cluster, writes and reads through the others, and restarts it.
+func TestExternalEtcdSurvivesOneMemberStopped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	etcd := env.ExternalEtcd()
+	cli, err := etcd.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	member := etcd.Processes()[2]
+	t.Cleanup(func() { _ = etcd.Start(context.Background()) })
+	if err := proc.Stop(member, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/marina/e2e/probe", "written with a member down"); err != nil {
+		t.Fatalf("write with %s stopped: %v", member.Name, err)
+	}
+	got, err := cli.Get(ctx, "/marina/e2e/probe")
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("read with %s stopped: %v %v", member.Name, got, err)
+	}
+	if err := etcd.Start(ctx); err != nil {
+		t.Fatalf("restart %s: %v", member.Name, err)
+	}
+	if n, _ := etcd.Healthy(ctx); n != etcd.Members {
+		t.Errorf("%d of %d members healthy after the restart", n, etcd.Members)
+	}
+	_, _ = cli.Delete(ctx, "/marina/e2e/probe")
+}
+
 // TestDownThenUp runs last: down must leave nothing behind, and up must
 // then work again. It only runs on an environment the tests own.
 func TestDownThenUp(t *testing.T) {
@@ -255,11 +288,13 @@ func TestDownThenUp(t *testing.T) {
 func leftovers(e *localenv.Env) []string {
 	var found []string
 	if out, _ := exec.Command("ip", "netns", "list").Output(); len(out) > 0 {
+		hosts := []network.Host{localenv.SharedHost}
 		for _, dc := range e.DataCenters() {
-			for _, h := range dc.Hosts() {
-				if strings.Contains(string(out), h.Name) {
-					found = append(found, "network namespace "+h.Name)
-				}
+			hosts = append(hosts, dc.Hosts()...)
+		}
+		for _, h := range hosts {
+			if strings.Contains(string(out), h.Name) {
+				found = append(found, "network namespace "+h.Name)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -149,6 +150,10 @@ func printNext(env *localenv.Env) {
 			fmt.Printf("  %s  %s\n", m.Cluster.Name, m.Cluster.AdminKubeconfig())
 		}
 	}
+	etcd := env.ExternalEtcd()
+	ca, cert, key := etcd.ClientFiles()
+	fmt.Printf("\nExternal etcd (mutual TLS): %s\n  client CA %s\n  client certificate %s, key %s\n",
+		strings.Join(etcd.Endpoints(), ","), ca, cert, key)
 	kubectl := filepath.Join(env.Options().KubeBinDir, "kubectl")
 	fmt.Printf(`
 Try:
@@ -160,7 +165,7 @@ Try:
 
 Marina's and Cluster API's CRDs are installed in every management cluster,
 with a Cluster and a <name>-kubeconfig Secret per member cluster. Marina's
-operators and the shared services (cert-manager, Vault, external etcd, CRD
-mirror, CoreDNS) join the environment with the next issues.
+operators, cert-manager, Vault, the CRD mirror and CoreDNS join the
+environment with the next issues.
 `, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl, kubectl)
 }

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marina-platform/marina/internal/localenv/cluster"
+	"github.com/marina-platform/marina/internal/localenv/etcdcluster"
 	"github.com/marina-platform/marina/internal/localenv/images"
 	"github.com/marina-platform/marina/internal/localenv/network"
 	"github.com/marina-platform/marina/internal/localenv/node"
@@ -113,6 +114,18 @@ type Member struct {
 	Cluster  cluster.Cluster
 	NodeHost *network.Host
 	Node     *node.Node
+}
+
+// SharedHost is the namespace of the services every data center uses.
+var SharedHost = network.Host{Name: "m-shared", IP: net.IPv4(10, 210, 0, 2)}
+
+// ExternalEtcd is the three-member etcd cluster with mutual TLS that
+// control planes share, each under its own key prefix.
+func (e *Env) ExternalEtcd() etcdcluster.Cluster {
+	return etcdcluster.Cluster{
+		Name: "external-etcd", NetNS: SharedHost.Name, IP: SharedHost.IP, Members: 3, BasePort: 2379,
+		Dir: filepath.Join(e.opts.Dir, "shared", "external-etcd"), Etcd: e.opts.Etcd,
+	}
 }
 
 // Kubeconfig is the stable path of the data center's admin kubeconfig.
@@ -268,6 +281,14 @@ func (e *Env) Up(ctx context.Context) error {
 		return err
 	}
 	if err := p.step("network: bridge "+bridgeName+", forward rules", e.topo.EnsureBridge); err != nil {
+		return err
+	}
+	if err := p.step("shared: external etcd, 3 members with mutual TLS", func() error {
+		if err := e.topo.EnsureHost(SharedHost); err != nil {
+			return err
+		}
+		return e.ExternalEtcd().Start(ctx)
+	}); err != nil {
 		return err
 	}
 	kubectl := filepath.Join(e.opts.KubeBinDir, "kubectl")
@@ -435,6 +456,8 @@ func (e *Env) Down(ctx context.Context) error {
 			return errors.Join(errs...)
 		}))
 	}
+	errs = append(errs, p.step("shared: stop external etcd", e.ExternalEtcd().Stop))
+	errs = append(errs, p.step("shared: remove namespace", func() error { return e.topo.DeleteHost(SharedHost) }))
 	errs = append(errs, p.step("network: remove bridge and forward rules", e.topo.DeleteBridge))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("some parts could not be removed; %s is kept for a look: %w", e.opts.Dir, err)
@@ -455,6 +478,22 @@ type Part struct {
 // Status checks every process and endpoint once.
 func (e *Env) Status(ctx context.Context) []Part {
 	var parts []Part
+	etcd := e.ExternalEtcd()
+	for _, s := range etcd.Processes() {
+		pid, ok := proc.Running(s)
+		detail := "not running; log: " + s.LogFile()
+		if ok {
+			detail = fmt.Sprintf("pid %d", pid)
+		}
+		parts = append(parts, Part{DataCenter: "shared", Name: s.Name, Healthy: ok, Detail: detail})
+	}
+	healthy, err := etcd.Healthy(ctx)
+	etcdPart := Part{DataCenter: "shared", Name: "external-etcd cluster", Healthy: healthy == etcd.Members,
+		Detail: fmt.Sprintf("%d of %d members healthy", healthy, etcd.Members)}
+	if err != nil && healthy < etcd.Members {
+		etcdPart.Detail += ": " + err.Error()
+	}
+	parts = append(parts, etcdPart)
 	for _, dc := range e.DataCenters() {
 		clusters := []cluster.Cluster{dc.Cluster}
 		for _, m := range dc.Members {
