@@ -480,12 +480,7 @@ func (e *Env) Status(ctx context.Context) []Part {
 	var parts []Part
 	etcd := e.ExternalEtcd()
 	for _, s := range etcd.Processes() {
-		pid, ok := proc.Running(s)
-		detail := "not running; log: " + s.LogFile()
-		if ok {
-			detail = fmt.Sprintf("pid %d", pid)
-		}
-		parts = append(parts, Part{DataCenter: "shared", Name: s.Name, Healthy: ok, Detail: detail})
+		parts = append(parts, processPart("shared", s.Name, s))
 	}
 	healthy, err := etcd.Healthy(ctx)
 	etcdPart := Part{DataCenter: "shared", Name: "external-etcd cluster", Healthy: healthy == etcd.Members,
@@ -507,12 +502,7 @@ func (e *Env) Status(ctx context.Context) []Part {
 				}
 			}
 			for _, s := range specs {
-				pid, ok := proc.Running(s)
-				detail := "not running; log: " + s.LogFile()
-				if ok {
-					detail = fmt.Sprintf("pid %d", pid)
-				}
-				parts = append(parts, Part{DataCenter: dc.Name, Name: c.Name + " " + s.Name, Healthy: ok, Detail: detail})
+				parts = append(parts, processPart(dc.Name, c.Name+" "+s.Name, s))
 			}
 			api := Part{DataCenter: dc.Name, Name: c.Name + " api-server", Detail: c.Server()}
 			if err := c.Healthy(ctx); err != nil {
@@ -535,4 +525,14 @@ func (e *Env) Status(ctx context.Context) []Part {
 		}
 	}
 	return parts
+}
+
+// processPart says whether the process of s runs, and where its log is when
+// it does not.
+func processPart(dataCenter, name string, s proc.Spec) Part {
+	pid, ok := proc.Running(s)
+	if !ok {
+		return Part{DataCenter: dataCenter, Name: name, Detail: "not running; log: " + s.LogFile()}
+	}
+	return Part{DataCenter: dataCenter, Name: name, Healthy: true, Detail: fmt.Sprintf("pid %d", pid)}
 }

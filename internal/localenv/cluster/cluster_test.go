@@ -43,14 +43,8 @@ func binaries(t *testing.T) Binaries {
 func TestClusterServesAndStopsCleanly(t *testing.T) {
 	topo := network.Topology{Bridge: "mtest1", Chain: "MARINA-TEST1-FWD", Gateway: "10.237.0.1/16", PodSubnet: "10.236.0.0/16", ServiceSubnet: "10.241.0.0/16", VethPrefix: "vu-"}
 	host := network.Host{Name: "mt-cp", IP: net.ParseIP("10.237.0.2")}
-	t.Cleanup(func() {
-		_ = topo.DeleteHost(host)
-		_ = topo.DeleteBridge()
-	})
-	if err := topo.EnsureBridge(); err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.EnsureHost(host); err != nil {
+	t.Cleanup(func() { _ = topo.Delete(host) })
+	if err := topo.Ensure(host); err != nil {
 		t.Fatal(err)
 	}
 

@@ -23,14 +23,8 @@ func TestClusterSurvivesOneMemberStopped(t *testing.T) {
 	}
 	topo := network.Topology{Bridge: "mtest3", Chain: "MARINA-TEST3-FWD", Gateway: "10.232.0.1/16", PodSubnet: "10.231.0.0/16", VethPrefix: "vx-"}
 	host := network.Host{Name: "mt-etcd", IP: net.ParseIP("10.232.0.2")}
-	t.Cleanup(func() {
-		_ = topo.DeleteHost(host)
-		_ = topo.DeleteBridge()
-	})
-	if err := topo.EnsureBridge(); err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.EnsureHost(host); err != nil {
+	t.Cleanup(func() { _ = topo.Delete(host) })
+	if err := topo.Ensure(host); err != nil {
 		t.Fatal(err)
 	}
 

@@ -209,3 +209,25 @@ func run(name string, args ...string) error {
 	}
 	return nil
 }
+
+// Ensure creates the bridge and every host.
+func (t Topology) Ensure(hosts ...Host) error {
+	if err := t.EnsureBridge(); err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if err := t.EnsureHost(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes every host, then the bridge, going on past errors.
+func (t Topology) Delete(hosts ...Host) error {
+	var errs []error
+	for _, h := range hosts {
+		errs = append(errs, t.DeleteHost(h))
+	}
+	return errors.Join(append(errs, t.DeleteBridge())...)
+}

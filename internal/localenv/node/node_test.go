@@ -66,18 +66,9 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 	_, podCIDR, _ := net.ParseCIDR("10.234.1.0/24")
 	cpHost := network.Host{Name: "mt-ncp", IP: net.ParseIP("10.235.0.2")}
 	nodeHost := network.Host{Name: "mt-node", IP: net.ParseIP("10.235.0.10"), PodCIDR: podCIDR}
-	t.Cleanup(func() {
-		_ = topo.DeleteHost(nodeHost)
-		_ = topo.DeleteHost(cpHost)
-		_ = topo.DeleteBridge()
-	})
-	if err := topo.EnsureBridge(); err != nil {
+	t.Cleanup(func() { _ = topo.Delete(nodeHost, cpHost) })
+	if err := topo.Ensure(cpHost, nodeHost); err != nil {
 		t.Fatal(err)
-	}
-	for _, h := range []network.Host{cpHost, nodeHost} {
-		if err := topo.EnsureHost(h); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	c := cluster.Cluster{
