@@ -163,9 +163,32 @@ Try:
   %s get clusters.cluster.x-k8s.io -n marina-members
   %s explain controlplane.spec
 
+A first ControlPlane (validated now; reconciled once the controlplane
+operator is installed) on the shared external etcd, after putting its
+client certificate in a Secret:
+  %s -n default create secret generic external-etcd-client \
+    --from-file=ca.crt=%s --from-file=tls.crt=%s --from-file=tls.key=%s
+  cat <<EOF | %s apply -f -
+  apiVersion: marina.dev/v1alpha1
+  kind: ControlPlane
+  metadata: {name: first, namespace: default}
+  spec:
+    version: v1.16.0
+    dataCenter: %s
+    etcd:
+      external:
+        endpoints: [%s]
+        tlsSecretRef: {name: external-etcd-client}
+        keyPrefix: /marina/%s/first
+    certificates:
+      issuerRef: {name: marina-ca, kind: ClusterIssuer}
+  EOF
+  %s get cp -A
+
 Marina's and Cluster API's CRDs are installed in every management cluster,
 with a Cluster and a <name>-kubeconfig Secret per member cluster. Marina's
 operators, cert-manager, Vault, the CRD mirror and CoreDNS join the
 environment with the next issues.
-`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl, kubectl)
+`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl, kubectl,
+		kubectl, ca, cert, key, kubectl, dcs[0].Name, strings.Join(etcd.Endpoints(), ", "), dcs[0].Name, kubectl)
 }
