@@ -257,6 +257,15 @@ var imageSpecs = []struct{ ref, pkg, bin string }{
 // server answers and its node is Ready. A second Up only checks.
 func (e *Env) Up(ctx context.Context) error {
 	p := newProgress(e.Out)
+	// Down finds what to remove from the recorded layout: a different
+	// layout would leave the old one's parts behind.
+	if running, err := Load(e.opts.Dir); err == nil {
+		r := running.Options()
+		if r.DataCenters != e.opts.DataCenters || r.Members != e.opts.Members {
+			return fmt.Errorf("an environment with %d data centers and %d members each is already in %s; run `make down` before changing its size",
+				r.DataCenters, r.Members, e.opts.Dir)
+		}
+	}
 	if err := os.MkdirAll(e.opts.Dir, 0o755); err != nil {
 		return err
 	}
@@ -293,7 +302,6 @@ func (e *Env) Up(ctx context.Context) error {
 	}
 	kubectl := filepath.Join(e.opts.KubeBinDir, "kubectl")
 	for _, dc := range dcs {
-		dc := dc
 		if err := p.step(dc.Name+": namespaces", func() error {
 			var errs []error
 			for _, h := range dc.Hosts() {
@@ -316,7 +324,6 @@ func (e *Env) Up(ctx context.Context) error {
 			return err
 		}
 		for _, m := range dc.Members {
-			m := m
 			if err := p.step(dc.Name+": member cluster "+m.Cluster.Name+" at "+m.Cluster.Server(), func() error {
 				return m.Cluster.Start(ctx)
 			}); err != nil {
@@ -324,7 +331,6 @@ func (e *Env) Up(ctx context.Context) error {
 			}
 		}
 		for _, n := range dc.Nodes() {
-			n := n
 			if err := p.step(dc.Name+": node "+n.Name+" (containerd, images, kubelet, kube-proxy)", func() error {
 				if err := n.StartRuntime(ctx); err != nil {
 					return err
@@ -339,9 +345,7 @@ func (e *Env) Up(ctx context.Context) error {
 		}
 	}
 	for _, dc := range dcs {
-		dc := dc
 		for _, n := range dc.Nodes() {
-			n := n
 			if err := p.step(dc.Name+": wait for node "+n.Name+" Ready", func() error { return waitNodeReady(ctx, n) }); err != nil {
 				return err
 			}
@@ -441,7 +445,6 @@ func (e *Env) Down(ctx context.Context) error {
 	for i := len(dcs) - 1; i >= 0; i-- {
 		dc := dcs[i]
 		for _, n := range dc.Nodes() {
-			n := n
 			errs = append(errs, p.step(dc.Name+": stop node "+n.Name, func() error { return n.Stop(ctx) }))
 		}
 		for _, m := range dc.Members {
