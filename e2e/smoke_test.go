@@ -1,8 +1,9 @@
 // Package e2e runs Marina's end-to-end tests on the local environment
 // (internal/localenv), the same one `make up` starts.
 //
-// When an environment is already up in the default folder the tests use it
-// and leave it running; otherwise they bring one up and remove it at the end.
+// When an environment is recorded in the default folder the tests bring it
+// up (a no-op when it runs), use it and leave it running; otherwise they
+// bring one up and remove it at the end.
 package e2e
 
 import (
@@ -56,7 +57,15 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) (int, error) {
 	dir := localenv.DefaultDir()
 	if existing, err := localenv.Load(dir); err == nil {
+		// Up is idempotent: on a healthy environment it only checks, and it
+		// restarts whatever died since (a reboot, a stopped session).
 		env = existing
+		env.Out = os.Stdout
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := env.Up(ctx); err != nil {
+			return 1, fmt.Errorf("the environment recorded in %s does not come up (`make down` removes it): %w", dir, err)
+		}
 	} else {
 		assets := os.Getenv(testenv.AssetsEnv)
 		if assets == "" {
