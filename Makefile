@@ -112,6 +112,11 @@ clean: ## Remove bin/ (the cache under $(CACHE) stays).
 
 ##@ Cached tools (built from source, keyed by version)
 
+# The binaries in the cache are prerequisites of the symlinks in the test
+# folder; without this make would delete them as intermediate files after
+# every run, and the next run would build them again.
+.SECONDARY:
+
 $(ENVTEST_ASSETS)/%: $(KUBE_BIN)/%
 	@mkdir -p $(@D)
 	ln -sf $< $@
