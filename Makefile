@@ -57,6 +57,11 @@ up: deps test-binaries ## Start the local multi-data-center environment (idempot
 down: ## Stop and remove everything `make up` made.
 	$(MARINA_DEV) down
 
+.PHONY: bench
+bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, down) into bench/localenv.md.
+	@mkdir -p bench
+	$(MARINA_DEV) bench --kube-bin-dir $(ENVTEST_ASSETS) --etcd $(ENVTEST_ASSETS)/etcd --report bench/localenv.md $(UP_FLAGS)
+
 .PHONY: status
 status: ## Show the health of every part of the local environment and its kubeconfigs.
 	$(MARINA_DEV) status

@@ -22,11 +22,12 @@ import (
 	"github.com/marina-platform/marina/internal/localenv"
 )
 
-const usage = `usage: marina-dev <up|down|status> [flags]
+const usage = `usage: marina-dev <up|down|status|bench> [flags]
 
   up      create the environment (idempotent) and wait until it is healthy
   down    stop and remove everything the environment made
   status  show the health of every part and the kubeconfig paths
+  bench   time up from nothing, a second up and down; measure memory
 
 flags:
 `
@@ -43,6 +44,7 @@ func main() {
 	members := fs.Int("members", 3, "member clusters per data center; the first has a node (up)")
 	kubeBin := fs.String("kube-bin-dir", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (up)")
 	etcd := fs.String("etcd", "", "etcd binary (up)")
+	report := fs.String("report", "", "file the Markdown report is written to (bench)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
@@ -58,6 +60,11 @@ func main() {
 	switch cmd {
 	case "up":
 		err = up(ctx, localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd})
+	case "bench":
+		opts := localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd}
+		if opts.RepoRoot, err = os.Getwd(); err == nil {
+			err = bench(ctx, opts, *report)
+		}
 	case "down":
 		err = down(ctx, *dir)
 	case "status":
