@@ -183,21 +183,13 @@ func (e *Env) DataCenters() []DataCenter {
 		c := cluster.Cluster{
 			Name: name, NetNS: host.Name, IP: host.IP, APIPort: 6443, EtcdPort: 2379,
 			ServiceCIDR: serviceSubnet, Controllers: true, Dir: dir,
-			Bin: cluster.Binaries{
-				Etcd:                  e.opts.Etcd,
-				KubeAPIServer:         filepath.Join(e.opts.KubeBinDir, "kube-apiserver"),
-				KubeControllerManager: filepath.Join(e.opts.KubeBinDir, "kube-controller-manager"),
-				KubeScheduler:         filepath.Join(e.opts.KubeBinDir, "kube-scheduler"),
-			},
+			Bin: cluster.BinariesIn(e.opts.KubeBinDir, e.opts.Etcd),
 		}
 		n := node.Node{
 			Name: name + "-node-1", NetNS: nodeHost.Name, IP: nodeHost.IP, PodCIDR: podCIDR,
 			ClusterCIDR: podSubnet, ClusterDNS: net.ParseIP(clusterDNS), Cluster: c,
 			SandboxImage: SandboxImage, Dir: filepath.Join(dir, "node-1"),
-			Bin: node.Binaries{
-				Kubelet: filepath.Join(e.opts.KubeBinDir, "kubelet"), KubeProxy: filepath.Join(e.opts.KubeBinDir, "kube-proxy"),
-				Containerd: "/usr/bin/containerd", Ctr: "/usr/bin/ctr", CNIDir: "/usr/lib/cni",
-			},
+			Bin: node.BinariesIn(e.opts.KubeBinDir),
 		}
 		dc := DataCenter{Name: name, Host: host, Cluster: c, NodeHost: nodeHost, Node: n}
 		for j := 1; j <= e.opts.Members; j++ {

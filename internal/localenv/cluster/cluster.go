@@ -36,6 +36,17 @@ type Binaries struct {
 	KubeScheduler         string
 }
 
+// BinariesIn names the binaries in kubeDir, where `make test-binaries`
+// links them, with etcd at its own path.
+func BinariesIn(kubeDir, etcd string) Binaries {
+	return Binaries{
+		Etcd:                  etcd,
+		KubeAPIServer:         filepath.Join(kubeDir, "kube-apiserver"),
+		KubeControllerManager: filepath.Join(kubeDir, "kube-controller-manager"),
+		KubeScheduler:         filepath.Join(kubeDir, "kube-scheduler"),
+	}
+}
+
 // Cluster is one Kubernetes control plane.
 type Cluster struct {
 	// Name of the cluster, such as dc1 or dc1-member-1; it names processes

@@ -26,12 +26,7 @@ func binaries(t *testing.T) Binaries {
 	if dir == "" {
 		t.Fatalf("%s is not set: run `make test`", testenv.AssetsEnv)
 	}
-	b := Binaries{
-		Etcd:                  filepath.Join(dir, "etcd"),
-		KubeAPIServer:         filepath.Join(dir, "kube-apiserver"),
-		KubeControllerManager: filepath.Join(dir, "kube-controller-manager"),
-		KubeScheduler:         filepath.Join(dir, "kube-scheduler"),
-	}
+	b := BinariesIn(dir, filepath.Join(dir, "etcd"))
 	for _, p := range []string{b.Etcd, b.KubeAPIServer, b.KubeControllerManager, b.KubeScheduler} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%v (run `make test-binaries`)", err)

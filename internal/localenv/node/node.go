@@ -42,6 +42,18 @@ type Binaries struct {
 	CNIDir string
 }
 
+// BinariesIn names kubelet and kube-proxy in kubeDir and the container
+// runtime where Debian's packages install it (hack/ensure-deps.sh).
+func BinariesIn(kubeDir string) Binaries {
+	return Binaries{
+		Kubelet:    filepath.Join(kubeDir, "kubelet"),
+		KubeProxy:  filepath.Join(kubeDir, "kube-proxy"),
+		Containerd: "/usr/bin/containerd",
+		Ctr:        "/usr/bin/ctr",
+		CNIDir:     "/usr/lib/cni",
+	}
+}
+
 // Node is one Kubernetes node.
 type Node struct {
 	// Name of the Node object and of the node's processes and cgroups.

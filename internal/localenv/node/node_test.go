@@ -74,10 +74,7 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 	c := cluster.Cluster{
 		Name: "mt-node-cluster", NetNS: cpHost.Name, IP: cpHost.IP, APIPort: 6443, EtcdPort: 2379,
 		ServiceCIDR: topo.ServiceSubnet, Controllers: true, Dir: filepath.Join(dir, "cluster"),
-		Bin: cluster.Binaries{
-			Etcd: filepath.Join(assets, "etcd"), KubeAPIServer: filepath.Join(assets, "kube-apiserver"),
-			KubeControllerManager: filepath.Join(assets, "kube-controller-manager"), KubeScheduler: filepath.Join(assets, "kube-scheduler"),
-		},
+		Bin: cluster.BinariesIn(assets, filepath.Join(assets, "etcd")),
 	}
 	t.Cleanup(func() { _ = c.Stop() })
 	if err := c.Start(ctx); err != nil {
@@ -91,10 +88,7 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 		Name: "mt-node-1", NetNS: nodeHost.Name, IP: nodeHost.IP, PodCIDR: podCIDR, ClusterCIDR: topo.PodSubnet,
 		ClusterDNS: net.ParseIP("10.233.0.10"), Cluster: c, SandboxImage: images.Registry + "/pause:test",
 		Dir: filepath.Join(dir, "node"),
-		Bin: Binaries{
-			Kubelet: filepath.Join(assets, "kubelet"), KubeProxy: filepath.Join(assets, "kube-proxy"),
-			Containerd: "/usr/bin/containerd", Ctr: "/usr/bin/ctr", CNIDir: "/usr/lib/cni",
-		},
+		Bin: BinariesIn(assets),
 	}
 	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	if err := n.StartRuntime(ctx); err != nil {
