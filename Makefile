@@ -17,10 +17,20 @@ BIN ?= bin
 # tools modules (hack/tools/*) so that go.sum verifies them; read them here.
 KUBE_VERSION := $(shell awk '$$2=="k8s.io/kubernetes"{print $$3}' hack/tools/kube/go.mod)
 ETCD_VERSION := $(shell awk '$$2=="go.etcd.io/etcd/server/v3"{print $$3}' hack/tools/etcd/go.mod)
+CERT_MANAGER_VERSION := $(shell awk '$$2=="github.com/cert-manager/cert-manager"{print $$3}' hack/tools/cert-manager/go.mod)
+VAULT_VERSION := $(shell awk '$$2=="github.com/hashicorp/vault"{print $$3}' hack/tools/vault/go.mod)
+COREDNS_VERSION := $(shell awk '$$2=="github.com/coredns/coredns"{print $$3}' hack/tools/coredns/go.mod)
+HELM_VERSION := $(shell awk '$$2=="helm.sh/helm/v3"{print $$3}' hack/tools/helm/go.mod)
 CONTROLLER_GEN_VERSION := v0.23.0
 
 KUBE_BIN := $(CACHE)/kube/$(KUBE_VERSION)
 ETCD_BIN := $(CACHE)/etcd/$(ETCD_VERSION)
+CERT_MANAGER_BIN := $(CACHE)/cert-manager/$(CERT_MANAGER_VERSION)
+VAULT_BIN := $(CACHE)/vault/$(VAULT_VERSION)
+COREDNS_BIN := $(CACHE)/coredns/$(COREDNS_VERSION)
+HELM_BIN := $(CACHE)/helm/$(HELM_VERSION)
+# One folder of symlinks to every binary the tests and the local environment
+# run: envtest reads it as KUBEBUILDER_ASSETS, marina-dev as --bin-dir.
 ENVTEST_ASSETS := $(CACHE)/envtest/kube-$(KUBE_VERSION)_etcd-$(ETCD_VERSION)
 CONTROLLER_GEN := $(CACHE)/tools/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
 
@@ -33,13 +43,21 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
+# What a release build of helm stamps in: its version, and the Kubernetes
+# version `helm template` and `helm lint` assume offline (otherwise 1.20,
+# which charts/marina's kubeVersion rejects).
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/$(p).k8sVersionMinor=$(KUBE_MINOR))
+
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/marina-platform/marina/internal/version.Version=$(VERSION)
 
 OPERATORS := controlplane register sync
 CRD_DIR := charts/marina/crds
 # Files `make generate` writes; `make verify-generated` checks they are fresh.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(wildcard $(CRD_DIR)/*.yaml)
+# charts/marina/files/rbac/<operator>/role.yaml holds the operator's RBAC,
+# generated from the markers under operators/<operator>; the chart reads it.
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(wildcard $(CRD_DIR)/*.yaml) $(wildcard charts/marina/files/rbac/*/role.yaml)
 
 ##@ Main
 
@@ -51,7 +69,7 @@ MARINA_DEV = $(GO) run ./cmd/marina-dev
 
 .PHONY: up
 up: deps test-binaries ## Start the local multi-data-center environment (idempotent).
-	$(MARINA_DEV) up --kube-bin-dir $(ENVTEST_ASSETS) --etcd $(ENVTEST_ASSETS)/etcd $(UP_FLAGS)
+	$(MARINA_DEV) up --bin-dir $(ENVTEST_ASSETS) $(UP_FLAGS)
 
 .PHONY: down
 down: ## Stop and remove everything `make up` made.
@@ -60,7 +78,7 @@ down: ## Stop and remove everything `make up` made.
 .PHONY: bench
 bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, down) into bench/localenv.md.
 	@mkdir -p bench
-	$(MARINA_DEV) bench --kube-bin-dir $(ENVTEST_ASSETS) --etcd $(ENVTEST_ASSETS)/etcd --report bench/localenv.md $(UP_FLAGS)
+	$(MARINA_DEV) bench --bin-dir $(ENVTEST_ASSETS) --report bench/localenv.md $(UP_FLAGS)
 
 .PHONY: status
 status: ## Show the health of every part of the local environment and its kubeconfigs.
@@ -85,9 +103,13 @@ build: ## Build the operator binaries into bin/.
 	done
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy functions and CRDs from api/.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy functions and CRDs from api/, and the operators' RBAC from their markers.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
+	@for op in $(OPERATORS); do \
+		echo "$(CONTROLLER_GEN) rbac:roleName=marina-$$op paths=./operators/$$op/... output:rbac:artifacts:config=charts/marina/files/rbac/$$op"; \
+		$(CONTROLLER_GEN) rbac:roleName=marina-$$op paths=./operators/$$op/... output:rbac:artifacts:config=charts/marina/files/rbac/$$op; \
+	done
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when generated files differ from what `make generate` writes.
@@ -95,7 +117,7 @@ verify-generated: $(CONTROLLER_GEN) ## Fail when generated files differ from wha
 	for f in $(GENERATED); do mkdir -p $$snap/$$(dirname $$f); cp $$f $$snap/$$f; done; \
 	$(MAKE) generate >/dev/null; \
 	stale=0; \
-	for f in api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml; do \
+	for f in api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml charts/marina/files/rbac/*/role.yaml; do \
 		if ! cmp -s $$f $$snap/$$f; then echo "stale generated file: $$f"; stale=1; fi; \
 	done; \
 	if [ $$stale = 1 ]; then echo "generated files were stale: they are regenerated now; review and commit them" >&2; exit 1; fi; \
@@ -108,8 +130,9 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test-binaries
-TEST_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd
-test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries and etcd the tests run, from source.
+KUBE_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+TEST_BINARIES := $(KUBE_BINARIES) etcd cert-manager-controller vault coredns helm
+test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries, etcd, cert-manager, Vault, CoreDNS and helm the tests run, from source.
 
 .PHONY: clean
 clean: ## Remove bin/ (the cache under $(CACHE) stays).
@@ -122,26 +145,59 @@ clean: ## Remove bin/ (the cache under $(CACHE) stays).
 # every run, and the next run would build them again.
 .SECONDARY:
 
-$(ENVTEST_ASSETS)/%: $(KUBE_BIN)/%
+$(addprefix $(ENVTEST_ASSETS)/,$(KUBE_BINARIES)): $(ENVTEST_ASSETS)/%: $(KUBE_BIN)/%
 	@mkdir -p $(@D)
 	ln -sf $< $@
 
 $(ENVTEST_ASSETS)/etcd: $(ETCD_BIN)/etcd
+$(ENVTEST_ASSETS)/cert-manager-controller: $(CERT_MANAGER_BIN)/cert-manager-controller
+$(ENVTEST_ASSETS)/vault: $(VAULT_BIN)/vault
+$(ENVTEST_ASSETS)/coredns: $(COREDNS_BIN)/coredns
+$(ENVTEST_ASSETS)/helm: $(HELM_BIN)/helm
+$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm):
 	@mkdir -p $(@D)
 	ln -sf $< $@
 
 # The cache paths carry the version, so no file prerequisites: a fresh clone's
-# newer mtimes must not force a rebuild.
+# newer mtimes must not force a rebuild. Everything is static (CGO_ENABLED=0)
+# because the local environment also packs these binaries into images with
+# nothing else in them.
 $(KUBE_BIN)/%:
 	@mkdir -p $(@D)
 	@echo "building $* $(KUBE_VERSION) from source (cold: several minutes)"
-	cd hack/tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@.tmp k8s.io/kubernetes/cmd/$*
+	cd hack/tools/kube && CGO_ENABLED=0 $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@.tmp k8s.io/kubernetes/cmd/$*
 	mv $@.tmp $@
 
 $(ETCD_BIN)/etcd:
 	@mkdir -p $(@D)
 	@echo "building etcd $(ETCD_VERSION) from source"
-	cd hack/tools/etcd && $(GO) build -ldflags "-s -w" -o $@.tmp .
+	cd hack/tools/etcd && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp .
+	mv $@.tmp $@
+
+$(CERT_MANAGER_BIN)/cert-manager-controller:
+	@mkdir -p $(@D)
+	@echo "building cert-manager $(CERT_MANAGER_VERSION) controllers from source (cold: about 3 minutes)"
+	cd hack/tools/cert-manager && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp .
+	mv $@.tmp $@
+
+# Vault's own replace lines live in the wrapper's go.mod; -mod=mod lets the
+# build settle the few go.sum lines the pinned go.sum does not list.
+$(VAULT_BIN)/vault:
+	@mkdir -p $(@D)
+	@echo "building Vault $(VAULT_VERSION) from source (cold: about 6 minutes; a test dependency only, never shipped)"
+	cd hack/tools/vault && CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) build -ldflags "-s -w" -o $@.tmp github.com/hashicorp/vault
+	mv $@.tmp $@
+
+$(COREDNS_BIN)/coredns:
+	@mkdir -p $(@D)
+	@echo "building CoreDNS $(COREDNS_VERSION) from source"
+	cd hack/tools/coredns && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp .
+	mv $@.tmp $@
+
+$(HELM_BIN)/helm:
+	@mkdir -p $(@D)
+	@echo "building helm $(HELM_VERSION) from source"
+	cd hack/tools/helm && CGO_ENABLED=0 $(GO) build -ldflags "$(HELM_LDFLAGS)" -o $@.tmp helm.sh/helm/v3/cmd/helm
 	mv $@.tmp $@
 
 $(CONTROLLER_GEN):

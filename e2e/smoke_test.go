@@ -75,7 +75,7 @@ func run(m *testing.M) (int, error) {
 		if err != nil {
 			return 1, err
 		}
-		env, err = localenv.New(localenv.Options{DataCenters: 2, Members: 3, Dir: dir, KubeBinDir: assets, Etcd: filepath.Join(assets, "etcd"), RepoRoot: root})
+		env, err = localenv.New(localenv.Options{DataCenters: 2, Members: 3, Dir: dir, BinDir: assets, RepoRoot: root})
 		if err != nil {
 			return 1, err
 		}
@@ -175,7 +175,7 @@ func dynamicList(ctx context.Context, t *testing.T, kubeconfig string) ([]string
 
 // TestPodOnEveryNodeServesThroughAService runs the echo server on every node
 // (the management clusters' and the members') and reaches it through its
-// Service from inside the node.
+// Service: by IP from inside the node, and by name from a pod.
 func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 	var nodes []node.Node
 	for _, dc := range env.DataCenters() {
@@ -201,7 +201,7 @@ func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: "echo", Labels: labels},
 				Spec: corev1.PodSpec{
 					Containers: []corev1.Container{{
-						Name: "echo", Image: "marina.local/echoserver:v1", ImagePullPolicy: corev1.PullNever,
+						Name: "echo", Image: localenv.EchoImage, ImagePullPolicy: corev1.PullNever,
 						Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
 					}},
 					TerminationGracePeriodSeconds: ptr.To[int64](1),
@@ -232,6 +232,37 @@ func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 				body = get(ctx, inNode, url)
 				return body == "hello from echo\n"
 			})
+
+			// A client pod on the same node reaches the Service by its
+			// name, resolved by the cluster's CoreDNS.
+			byName := "http://echo." + ns + ".svc.cluster.local/"
+			_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "client"},
+				Spec: corev1.PodSpec{
+					NodeName:      n.Name,
+					RestartPolicy: corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{
+						Name: "client", Image: localenv.EchoImage, ImagePullPolicy: corev1.PullNever,
+						Args: []string{"-get", byName, "-tries", "60"},
+					}},
+					TerminationGracePeriodSeconds: ptr.To[int64](1),
+				},
+			}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			var phase corev1.PodPhase
+			waitFor(ctx, t, "client pod to finish GET "+byName, func() bool {
+				p, err := cs.CoreV1().Pods(ns).Get(ctx, "client", metav1.GetOptions{})
+				if err == nil {
+					phase = p.Status.Phase
+				}
+				return phase == corev1.PodSucceeded || phase == corev1.PodFailed
+			})
+			logs, _ := cs.CoreV1().Pods(ns).GetLogs("client", &corev1.PodLogOptions{}).DoRaw(ctx)
+			if phase != corev1.PodSucceeded || string(logs) != "hello from echo\n" {
+				t.Errorf("GET %s from a pod: %s, output %q", byName, phase, logs)
+			}
 		})
 	}
 }

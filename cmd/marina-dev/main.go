@@ -42,8 +42,7 @@ func main() {
 	dir := fs.String("dir", localenv.DefaultDir(), "folder of the environment (kubeconfigs at <dir>/<data center>/admin.kubeconfig); $MARINA_LOCAL_DIR")
 	dcs := fs.Int("data-centers", 2, "number of data centers (up)")
 	members := fs.Int("members", 3, "member clusters per data center; the first has a node (up)")
-	kubeBin := fs.String("kube-bin-dir", "", "folder with kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (up)")
-	etcd := fs.String("etcd", "", "etcd binary (up)")
+	binDir := fs.String("bin-dir", "", "folder of the binaries `make up` builds from source: Kubernetes, etcd, cert-manager, Vault, CoreDNS, helm (up)")
 	report := fs.String("report", "", "file the Markdown report is written to (bench)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(os.Args[2:]); err != nil {
@@ -59,9 +58,9 @@ func main() {
 	var err error
 	switch cmd {
 	case "up":
-		err = up(ctx, localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd})
+		err = up(ctx, localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, BinDir: *binDir})
 	case "bench":
-		opts := localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, KubeBinDir: *kubeBin, Etcd: *etcd}
+		opts := localenv.Options{DataCenters: *dcs, Members: *members, Dir: *dir, BinDir: *binDir}
 		if opts.RepoRoot, err = os.Getwd(); err == nil {
 			err = bench(ctx, opts, *report)
 		}
@@ -83,8 +82,8 @@ func up(ctx context.Context, opts localenv.Options) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root: it creates network namespaces, cgroups and mounts")
 	}
-	if opts.KubeBinDir == "" || opts.Etcd == "" {
-		return fmt.Errorf("--kube-bin-dir and --etcd are required; `make up` sets them")
+	if opts.BinDir == "" {
+		return fmt.Errorf("--bin-dir is required; `make up` sets it")
 	}
 	root, err := os.Getwd()
 	if err != nil {
@@ -161,18 +160,22 @@ func printNext(env *localenv.Env) {
 	ca, cert, key := etcd.ClientFiles()
 	fmt.Printf("\nExternal etcd (mutual TLS): %s\n  client CA %s\n  client certificate %s, key %s\n",
 		strings.Join(etcd.Endpoints(), ","), ca, cert, key)
-	kubectl := filepath.Join(env.Options().KubeBinDir, "kubectl")
+	v := env.Vault()
+	fmt.Printf("Vault dev server (transit engine at %s/, key %s): VAULT_ADDR=%s VAULT_TOKEN=%s\n", v.Mount(), v.Key(), v.URL(), localenv.VaultRootToken)
+	fmt.Printf("CRD bundles (the air-gapped HTTP mirror): %s\n", localenv.BundleURL(""))
+	kubectl := filepath.Join(env.Options().BinDir, "kubectl")
 	fmt.Printf(`
 Try:
   export KUBECONFIG=%s
   %s get nodes -o wide
-  %s get crds | grep marina.dev
-  %s get clusters.cluster.x-k8s.io -n marina-members
+  %s -n %s get deployments,pods        # Marina's operators, installed with helm
+  %s get clusterissuers,priorityclasses
+  %s get clusters.cluster.x-k8s.io -n %s
   %s explain controlplane.spec
 
-A first ControlPlane (validated now; reconciled once the controlplane
-operator is installed) on the shared external etcd, after putting its
-client certificate in a Secret:
+A first ControlPlane on the shared external etcd, with certificates from the
+environment's cert-manager ClusterIssuer %s, after putting the etcd client
+certificate in a Secret:
   %s -n default create secret generic external-etcd-client \
     --from-file=ca.crt=%s --from-file=tls.crt=%s --from-file=tls.key=%s
   cat <<EOF | %s apply -f -
@@ -188,14 +191,12 @@ client certificate in a Secret:
         tlsSecretRef: {name: external-etcd-client}
         keyPrefix: /marina/%s/first
     certificates:
-      issuerRef: {name: marina-ca, kind: ClusterIssuer}
+      issuerRef: {name: %s, kind: ClusterIssuer}
   EOF
   %s get cp -A
 
-Marina's and Cluster API's CRDs are installed in every management cluster,
-with a Cluster and a <name>-kubeconfig Secret per member cluster. Marina's
-operators, cert-manager, Vault, the CRD mirror and CoreDNS join the
-environment with the next issues.
-`, dcs[0].Kubeconfig(), kubectl, kubectl, kubectl, kubectl,
-		kubectl, ca, cert, key, kubectl, dcs[0].Name, strings.Join(etcd.Endpoints(), ", "), dcs[0].Name, kubectl)
+`+"`make status`"+` shows the health of every part; `+"`make down`"+` removes everything.
+`, dcs[0].Kubeconfig(), kubectl, kubectl, localenv.MarinaNamespace, kubectl, kubectl, localenv.MembersNamespace, kubectl,
+		localenv.ClusterIssuerName, kubectl, ca, cert, key, kubectl, dcs[0].Name, strings.Join(etcd.Endpoints(), ", "), dcs[0].Name,
+		localenv.ClusterIssuerName, kubectl)
 }

@@ -126,4 +126,14 @@ func kubectlApply(ctx context.Context, kubectl, kubeconfig, path string) error {
 	return nil
 }
 
+// kubectlWaitEstablished waits until the CRDs in path are served, so that
+// objects of their kinds can be created right after.
+func kubectlWaitEstablished(ctx context.Context, kubectl, kubeconfig, path string) error {
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "-f", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("CRDs of %s not established: %w: %s", path, err, out)
+	}
+	return nil
+}
+
 func memberPorts(j int) (api, etcd int) { return 6443 + j, 2379 + 2*j }

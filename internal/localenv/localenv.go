@@ -16,7 +16,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -25,7 +24,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/marina-platform/marina/internal/localenv/certmanager"
 	"github.com/marina-platform/marina/internal/localenv/cluster"
+	"github.com/marina-platform/marina/internal/localenv/coredns"
 	"github.com/marina-platform/marina/internal/localenv/etcdcluster"
 	"github.com/marina-platform/marina/internal/localenv/images"
 	"github.com/marina-platform/marina/internal/localenv/network"
@@ -58,11 +59,11 @@ type Options struct {
 	Members int `json:"members"`
 	// Dir holds everything the environment writes; Down removes it.
 	Dir string `json:"dir"`
-	// KubeBinDir holds kube-apiserver, kube-controller-manager,
-	// kube-scheduler, kubelet, kube-proxy and kubectl.
-	KubeBinDir string `json:"kubeBinDir"`
-	// Etcd is the etcd binary.
-	Etcd string `json:"etcd"`
+	// BinDir holds the binaries the Makefile builds from source:
+	// kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+	// kube-proxy, kubectl, etcd, cert-manager-controller, vault, coredns
+	// and helm.
+	BinDir string `json:"binDir"`
 	// RepoRoot is Marina's source tree, for building images.
 	RepoRoot string `json:"repoRoot"`
 }
@@ -90,6 +91,9 @@ func (o Options) Validate() error {
 	}
 	if o.Dir == "" || !filepath.IsAbs(o.Dir) {
 		return fmt.Errorf("dir %q must be an absolute path", o.Dir)
+	}
+	if o.BinDir == "" {
+		return fmt.Errorf("bin dir: empty; `make up` passes the folder of binaries it builds")
 	}
 	return nil
 }
@@ -124,7 +128,7 @@ var SharedHost = network.Host{Name: "m-shared", IP: net.IPv4(10, 210, 0, 2)}
 func (e *Env) ExternalEtcd() etcdcluster.Cluster {
 	return etcdcluster.Cluster{
 		Name: "external-etcd", NetNS: SharedHost.Name, IP: SharedHost.IP, Members: 3, BasePort: 2379,
-		Dir: filepath.Join(e.opts.Dir, "shared", "external-etcd"), Etcd: e.opts.Etcd,
+		Dir: filepath.Join(e.opts.Dir, "shared", "external-etcd"), Etcd: e.bin("etcd"),
 	}
 }
 
@@ -168,6 +172,9 @@ func Load(dir string) (*Env, error) {
 	return New(opts)
 }
 
+// bin is the path of one of the binaries the Makefile builds.
+func (e *Env) bin(name string) string { return filepath.Join(e.opts.BinDir, name) }
+
 // Options the environment was laid out with.
 func (e *Env) Options() Options { return e.opts }
 
@@ -183,13 +190,13 @@ func (e *Env) DataCenters() []DataCenter {
 		c := cluster.Cluster{
 			Name: name, NetNS: host.Name, IP: host.IP, APIPort: 6443, EtcdPort: 2379,
 			ServiceCIDR: serviceSubnet, Controllers: true, Dir: dir,
-			Bin: cluster.BinariesIn(e.opts.KubeBinDir, e.opts.Etcd),
+			Bin: cluster.BinariesIn(e.opts.BinDir, e.bin("etcd")),
 		}
 		n := node.Node{
 			Name: name + "-node-1", NetNS: nodeHost.Name, IP: nodeHost.IP, PodCIDR: podCIDR,
 			ClusterCIDR: podSubnet, ClusterDNS: net.ParseIP(clusterDNS), Cluster: c,
 			SandboxImage: SandboxImage, Dir: filepath.Join(dir, "node-1"),
-			Bin: node.BinariesIn(e.opts.KubeBinDir),
+			Bin: node.BinariesIn(e.opts.BinDir),
 		}
 		dc := DataCenter{Name: name, Host: host, Cluster: c, NodeHost: nodeHost, Node: n}
 		for j := 1; j <= e.opts.Members; j++ {
@@ -238,13 +245,6 @@ func (dc DataCenter) Hosts() []network.Host {
 	return hs
 }
 
-// imageSpecs are the images every node gets: name, package to build and
-// the path of its binary in the image.
-var imageSpecs = []struct{ ref, pkg, bin string }{
-	{SandboxImage, "./hack/pause", "/pause"},
-	{images.Registry + "/echoserver:v1", "./hack/echoserver", "/echoserver"},
-}
-
 // Up creates whatever is missing and waits until every data center's API
 // server answers and its node is Ready. A second Up only checks.
 func (e *Env) Up(ctx context.Context) error {
@@ -267,16 +267,25 @@ func (e *Env) Up(ctx context.Context) error {
 	}
 	dcs := e.DataCenters()
 
-	var tarballs []string
-	if err := p.step("build images (pause, echoserver)", func() (err error) {
-		tarballs, err = e.buildImages(ctx)
+	var versions Versions
+	var built []builtImage
+	var operatorTag string
+	if err := p.step("build images (pause, echoserver, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, Marina's operators)", func() (err error) {
+		if versions, err = ReadVersions(e.opts.RepoRoot); err != nil {
+			return err
+		}
+		built, operatorTag, err = e.buildImages(ctx, versions)
 		return err
 	}); err != nil {
 		return err
 	}
 	var capiCRDs string
-	if err := p.step("fetch Cluster API "+ClusterAPIVersion+" CRDs", func() (err error) {
-		capiCRDs, err = clusterAPICRDs(ctx)
+	var certManagerCRDs []string
+	if err := p.step("fetch Cluster API "+ClusterAPIVersion+" and cert-manager "+versions.CertManager+" CRDs", func() (err error) {
+		if capiCRDs, err = clusterAPICRDs(ctx); err != nil {
+			return err
+		}
+		certManagerCRDs, err = certmanager.CRDs(ctx, e.opts.RepoRoot)
 		return err
 	}); err != nil {
 		return err
@@ -284,15 +293,10 @@ func (e *Env) Up(ctx context.Context) error {
 	if err := p.step("network: bridge "+bridgeName+", forward rules", e.topo.EnsureBridge); err != nil {
 		return err
 	}
-	if err := p.step("shared: external etcd, 3 members with mutual TLS", func() error {
-		if err := e.topo.EnsureHost(SharedHost); err != nil {
-			return err
-		}
-		return e.ExternalEtcd().Start(ctx)
-	}); err != nil {
+	if err := e.startShared(ctx, p); err != nil {
 		return err
 	}
-	kubectl := filepath.Join(e.opts.KubeBinDir, "kubectl")
+	kubectl := e.bin("kubectl")
 	for _, dc := range dcs {
 		if err := p.step(dc.Name+": namespaces", func() error {
 			var errs []error
@@ -315,6 +319,11 @@ func (e *Env) Up(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
+		if err := p.step(dc.Name+": cert-manager controllers and ClusterIssuer "+ClusterIssuerName, func() error {
+			return e.startCertManager(ctx, dc, certManagerCRDs)
+		}); err != nil {
+			return err
+		}
 		for _, m := range dc.Members {
 			if err := p.step(dc.Name+": member cluster "+m.Cluster.Name+" at "+m.Cluster.Server(), func() error {
 				return m.Cluster.Start(ctx)
@@ -327,7 +336,7 @@ func (e *Env) Up(ctx context.Context) error {
 				if err := n.StartRuntime(ctx); err != nil {
 					return err
 				}
-				if err := n.ImportImages(ctx, tarballs...); err != nil {
+				if err := importImages(ctx, n, built); err != nil {
 					return err
 				}
 				return n.Start(ctx)
@@ -339,6 +348,11 @@ func (e *Env) Up(ctx context.Context) error {
 	for _, dc := range dcs {
 		for _, n := range dc.Nodes() {
 			if err := p.step(dc.Name+": wait for node "+n.Name+" Ready", func() error { return waitNodeReady(ctx, n) }); err != nil {
+				return err
+			}
+			if err := p.step(dc.Name+": CoreDNS for cluster.local in "+n.Cluster.Name, func() error {
+				return deployCoreDNS(ctx, n.Cluster.AdminKubeconfig(), versions)
+			}); err != nil {
 				return err
 			}
 		}
@@ -358,32 +372,14 @@ func (e *Env) Up(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := p.step(dc.Name+": helm install charts/marina (operators "+operatorTag+")", func() error {
+			return e.installMarina(ctx, dc, operatorTag)
+		}); err != nil {
+			return err
+		}
 	}
 	p.done("environment up")
 	return nil
-}
-
-func (e *Env) buildImages(ctx context.Context) ([]string, error) {
-	dir := filepath.Join(e.opts.Dir, "images")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	var tarballs []string
-	for _, s := range imageSpecs {
-		bin := filepath.Join(dir, filepath.Base(s.pkg))
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, s.pkg)
-		cmd.Dir = e.opts.RepoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %w\n%s", s.pkg, err, out)
-		}
-		tb := bin + ".tar"
-		if err := images.WriteTarball(images.Spec{Ref: s.ref, Files: []images.File{{Path: s.bin, Source: bin, Mode: 0o755}}, Entrypoint: []string{s.bin}}, tb); err != nil {
-			return nil, err
-		}
-		tarballs = append(tarballs, tb)
-	}
-	return tarballs, nil
 }
 
 func waitNodeReady(ctx context.Context, n node.Node) error {
@@ -442,6 +438,7 @@ func (e *Env) Down(ctx context.Context) error {
 		for _, m := range dc.Members {
 			errs = append(errs, p.step(dc.Name+": stop member cluster "+m.Cluster.Name, m.Cluster.Stop))
 		}
+		errs = append(errs, p.step(dc.Name+": stop cert-manager", e.CertManager(dc).Stop))
 		errs = append(errs, p.step(dc.Name+": stop management cluster", dc.Cluster.Stop))
 		errs = append(errs, p.step(dc.Name+": remove namespaces", func() error {
 			var errs []error
@@ -451,6 +448,8 @@ func (e *Env) Down(ctx context.Context) error {
 			return errors.Join(errs...)
 		}))
 	}
+	errs = append(errs, p.step("shared: stop CRD bundle server", func() error { return proc.Stop(e.bundleServer(), 5*time.Second) }))
+	errs = append(errs, p.step("shared: stop Vault", e.Vault().Stop))
 	errs = append(errs, p.step("shared: stop external etcd", e.ExternalEtcd().Stop))
 	errs = append(errs, p.step("shared: remove namespace", func() error { return e.topo.DeleteHost(SharedHost) }))
 	errs = append(errs, p.step("network: remove bridge and forward rules", e.topo.DeleteBridge))
@@ -484,6 +483,14 @@ func (e *Env) Status(ctx context.Context) []Part {
 		etcdPart.Detail += ": " + err.Error()
 	}
 	parts = append(parts, etcdPart)
+	vaultPart := Part{DataCenter: "shared", Name: "vault (transit)", Detail: e.Vault().URL()}
+	if err := e.Vault().Healthy(ctx); err != nil {
+		vaultPart.Detail += ": " + err.Error()
+	} else {
+		vaultPart.Healthy = true
+	}
+	parts = append(parts, vaultPart)
+	parts = append(parts, processPart("shared", "crd-bundle-server", e.bundleServer()))
 	for _, dc := range e.DataCenters() {
 		clusters := []cluster.Cluster{dc.Cluster}
 		for _, m := range dc.Members {
@@ -506,6 +513,11 @@ func (e *Env) Status(ctx context.Context) []Part {
 				api.Healthy = true
 			}
 			parts = append(parts, api)
+		}
+		parts = append(parts, processPart(dc.Name, dc.Cluster.Name+" cert-manager", e.CertManager(dc).Process()))
+		parts = append(parts, deploymentParts(ctx, dc.Name, dc.Cluster.Name, dc.Kubeconfig(), MarinaNamespace, operatorDeployments()...)...)
+		for _, n := range dc.Nodes() {
+			parts = append(parts, deploymentParts(ctx, dc.Name, n.Cluster.Name, n.Cluster.AdminKubeconfig(), "kube-system", coredns.Name)...)
 		}
 		for _, n := range dc.Nodes() {
 			nodePart := Part{DataCenter: dc.Name, Name: "node " + n.Name}

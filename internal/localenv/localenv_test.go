@@ -13,7 +13,7 @@ import (
 func TestLayoutHasNoCollisions(t *testing.T) {
 	for _, size := range []struct{ dcs, members int }{{1, 0}, {2, 3}, {9, 5}} {
 		t.Run(fmt.Sprintf("%d data centers, %d members", size.dcs, size.members), func(t *testing.T) {
-			e, err := New(Options{DataCenters: size.dcs, Members: size.members, Dir: "/tmp/marina-layout"})
+			e, err := New(Options{DataCenters: size.dcs, Members: size.members, Dir: "/tmp/marina-layout", BinDir: "/bin"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,10 +60,11 @@ func TestOptionsAreValidated(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{DataCenters: 0, Dir: "/tmp/x"}, "data centers: 0"},
-		{Options{DataCenters: 10, Dir: "/tmp/x"}, "data centers: 10"},
-		{Options{DataCenters: 2, Members: 6, Dir: "/tmp/x"}, "members: 6"},
-		{Options{DataCenters: 2, Dir: "relative"}, "absolute path"},
+		{Options{DataCenters: 0, Dir: "/tmp/x", BinDir: "/bin"}, "data centers: 0"},
+		{Options{DataCenters: 10, Dir: "/tmp/x", BinDir: "/bin"}, "data centers: 10"},
+		{Options{DataCenters: 2, Members: 6, Dir: "/tmp/x", BinDir: "/bin"}, "members: 6"},
+		{Options{DataCenters: 2, Dir: "relative", BinDir: "/bin"}, "absolute path"},
+		{Options{DataCenters: 2, Dir: "/tmp/x"}, "bin dir"},
 	}
 	for _, tc := range cases {
 		if _, err := New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -76,11 +77,11 @@ func TestOptionsAreValidated(t *testing.T) {
 // recorded layout names, so up must not record a different one over it.
 func TestUpRefusesToChangeTheSizeOfARunningEnvironment(t *testing.T) {
 	dir := t.TempDir()
-	recorded, _ := json.Marshal(Options{DataCenters: 3, Members: 3, Dir: dir})
+	recorded, _ := json.Marshal(Options{DataCenters: 3, Members: 3, Dir: dir, BinDir: "/bin"})
 	if err := os.WriteFile(filepath.Join(dir, "env.json"), recorded, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Options{DataCenters: 2, Members: 3, Dir: dir})
+	e, err := New(Options{DataCenters: 2, Members: 3, Dir: dir, BinDir: "/bin"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,6 +116,10 @@ func (c Cluster) Processes() []proc.Spec {
 			"--client-ca-file=" + filepath.Join(p, "ca.crt"),
 			"--tls-cert-file=" + filepath.Join(p, "apiserver.crt"),
 			"--tls-private-key-file=" + filepath.Join(p, "apiserver.key"),
+			// Reach kubelets (logs, exec) at their node IP: a node's host
+			// name would be looked up in the machine's resolver, outside
+			// the environment's network.
+			"--kubelet-preferred-address-types=InternalIP",
 			"--kubelet-client-certificate=" + filepath.Join(p, "apiserver-kubelet-client.crt"),
 			"--kubelet-client-key=" + filepath.Join(p, "apiserver-kubelet-client.key"),
 			"--service-account-issuer=https://kubernetes.default.svc",

@@ -156,7 +156,9 @@ func alive(pid int, binary string) bool {
 		return false
 	}
 	argv0 := string(bytes.SplitN(cmdline, []byte{0}, 2)[0])
-	return argv0 == binary || filepath.Base(argv0) == filepath.Base(binary)
+	// Right after Start, a process in a network namespace may still be the
+	// nsenter that is about to exec the binary.
+	return argv0 == binary || filepath.Base(argv0) == filepath.Base(binary) || filepath.Base(argv0) == "nsenter"
 }
 
 // NetNSPath is the file of a named network namespace.

@@ -1,0 +1,49 @@
+package main
+
+// The RBAC markers below are the single source of marina-controlplane's
+// permissions. `make generate` runs controller-gen over this package into
+// charts/marina/files/rbac/controlplane/role.yaml, and the chart's ClusterRole
+// and leader-election Role take their rules from that file, so the installed
+// permissions cannot drift from the code. A reconciler that needs a new verb
+// adds a marker here (or next to itself, anywhere under operators/controlplane)
+// and runs `make generate`.
+//
+// Markers without a namespace become the ClusterRole. The namespaced marker
+// (namespace=marina-system) becomes the leader-election Role; the chart puts
+// it into the release namespace whatever that is called.
+//
+// Roles and RoleBindings the operator creates for the components it deploys
+// can only grant what the operator holds itself: Kubernetes refuses RBAC
+// escalation, and the operator deliberately has neither `escalate` nor `bind`.
+
+// Its own API: ControlPlanes, their status and the finalizer that guards
+// clean deletion.
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/finalizers,verbs=update
+
+// What a control plane is made of: configuration, certificates' Secrets, the
+// admin kubeconfig, Services, identities, workloads and their disruption
+// budgets, all applied with server-side apply and removed on deletion.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+
+// Certificates through cert-manager: Certificates and namespaced Issuers
+// (a bring-your-own CA becomes a CA Issuer). ClusterIssuers are only read,
+// to report one that is missing or not ready.
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=clusterissuers,verbs=get;list;watch
+
+// spec.priorityClassName must name an existing PriorityClass; the operator
+// checks, it never creates them (the chart does).
+// +kubebuilder:rbac:groups=scheduling.k8s.io,resources=priorityclasses,verbs=get;list;watch
+
+// Events on the objects it reconciles, through both event APIs
+// controller-runtime's recorders use.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Leader election, in the operator's own namespace.
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=marina-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
