@@ -20,6 +20,10 @@ import (
 	"strconv"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/keyutil"
@@ -317,7 +321,36 @@ func (c Cluster) Start(ctx context.Context) error {
 			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
 	}
-	return c.WaitReady(ctx)
+	if err := c.WaitReady(ctx); err != nil {
+		return err
+	}
+	return c.allowKubeletAPI(ctx)
+}
+
+// kubeletClientUser is the identity the API server presents to kubelets.
+const kubeletClientUser = "kube-apiserver-kubelet-client"
+
+// allowKubeletAPI lets the API server use the kubelets' API (logs, exec,
+// port-forward): kubelets authorize it through the API server, like any
+// other client, and kubeadm grants the same binding.
+func (c Cluster) allowKubeletAPI(ctx context.Context) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "marina:" + kubeletClientUser},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: kubeletClientUser}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	return nil
 }
 
 // Stop stops the processes in reverse order; data stays for the next Start.

@@ -459,8 +459,10 @@ func WaitReady(ctx context.Context, c client.Reader, timeout time.Duration) erro
 			switch {
 			case apierrors.IsNotFound(err):
 				last = "the Deployment does not exist"
-			case ctx.Err() == nil:
-				// The deadline's own error would hide what was seen.
+			case ctx.Err() == nil && last == "":
+				// Only when nothing better was seen: near the deadline the
+				// client's rate limiter refuses to wait, and that error
+				// would hide the Deployment's state.
 				last = err.Error()
 			}
 			return false, nil

@@ -74,8 +74,10 @@ type Node struct {
 	Bin          Binaries
 }
 
-func (n Node) socket() string     { return filepath.Join(n.Dir, "containerd", "containerd.sock") }
-func (n Node) cgroupRoot() string { return "/marina-" + n.Name }
+func (n Node) socket() string { return filepath.Join(n.Dir, "containerd", "containerd.sock") }
+
+// CgroupRoot is the node's cgroup root in every hierarchy, its pods below it.
+func (n Node) CgroupRoot() string { return "/marina-" + n.Name }
 func (n Node) kubeletRoot() string {
 	return filepath.Join(n.Dir, "kubelet")
 }
@@ -261,7 +263,7 @@ imageGCHighThresholdPercent: 100
 localStorageCapacityIsolation: false
 protectKernelDefaults: false
 `, n.IP, filepath.Join(p, "ca.crt"), filepath.Join(p, "kubelet-serving.crt"), filepath.Join(p, "kubelet-serving.key"),
-		n.socket(), n.cgroupRoot(), n.ClusterDNS, n.PodCIDR)
+		n.socket(), n.CgroupRoot(), n.ClusterDNS, n.PodCIDR)
 }
 
 func (n Node) kubeProxyConfig() string {
@@ -289,7 +291,7 @@ func (n Node) ensureCgroups() error {
 		if _, err := os.Stat(base); err != nil {
 			continue
 		}
-		dir := filepath.Join(base, n.cgroupRoot())
+		dir := filepath.Join(base, n.CgroupRoot())
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("cgroup %s: %w", dir, err)
 		}
@@ -432,7 +434,7 @@ func (n Node) removeSandboxes(ctx context.Context) error {
 func (n Node) removeCgroups() error {
 	var errs []error
 	for _, h := range cgroupHierarchies {
-		root := filepath.Join("/sys/fs/cgroup", h, n.cgroupRoot())
+		root := filepath.Join("/sys/fs/cgroup", h, n.CgroupRoot())
 		var dirs []string
 		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {

@@ -183,8 +183,8 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 		t.Errorf("mounts left under %s", n.Dir)
 	}
 	for _, h := range cgroupHierarchies {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, n.cgroupRoot())); !os.IsNotExist(err) {
-			t.Errorf("cgroup %s left behind in %s", n.cgroupRoot(), h)
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, n.CgroupRoot())); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left behind in %s", n.CgroupRoot(), h)
 		}
 	}
 }

@@ -163,3 +163,17 @@ func alive(pid int, binary string) bool {
 
 // NetNSPath is the file of a named network namespace.
 func NetNSPath(name string) string { return filepath.Join("/var/run/netns", name) }
+
+// LogTail returns the last lines of the process's log, for error messages
+// that must say why a process died without sending a person to look.
+func LogTail(s Spec, lines int) string {
+	data, err := os.ReadFile(s.LogFile())
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}

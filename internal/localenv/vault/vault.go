@@ -212,7 +212,7 @@ func (s Server) WaitHealthy(ctx context.Context) error {
 			return nil
 		}
 		if _, ok := proc.Running(spec); !ok {
-			return fmt.Errorf("vault exited before it became healthy (log in %s)", spec.LogFile())
+			return fmt.Errorf("vault exited before it became healthy (log in %s):\n%s", spec.LogFile(), proc.LogTail(spec, 10))
 		}
 		select {
 		case <-ctx.Done():
