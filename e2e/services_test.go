@@ -126,30 +126,36 @@ func TestCRDBundleServerServesBundles(t *testing.T) {
 	defer cancel()
 	dc := env.DataCenters()[0]
 	inNode := &http.Client{Transport: &http.Transport{DialContext: network.DialContext(dc.NodeHost.Name)}, Timeout: 5 * time.Second}
-	bundle := fetch(ctx, t, inNode, localenv.BundleURL("marina-crds.tar.gz"))
-	sumLine := fetch(ctx, t, inNode, localenv.BundleURL("marina-crds.tar.gz.sha256"))
-	sum := sha256.Sum256(bundle)
-	if want := strings.Fields(string(sumLine)); len(want) == 0 || want[0] != hex.EncodeToString(sum[:]) {
-		t.Fatalf("bundle sha256 %x does not match the published %q", sum, sumLine)
-	}
-	gz, err := gzip.NewReader(bytes.NewReader(bundle))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	found := false
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+	for name, want := range map[string]string{
+		"marina-crds.tar.gz": "crds/marina.dev_controlplanes.yaml",
+		"karmada-crds-" + localenv.KarmadaCRDVersion + ".tar.gz": "crds/cluster.karmada.io_clusters.yaml",
+	} {
+		bundle := fetch(ctx, t, inNode, localenv.BundleURL(name))
+		sumLine := fetch(ctx, t, inNode, localenv.BundleURL(name+".sha256"))
+		sum := sha256.Sum256(bundle)
+		if fields := strings.Fields(string(sumLine)); len(fields) == 0 || fields[0] != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: sha256 %x does not match the published %q", name, sum, sumLine)
+			continue
 		}
+		gz, err := gzip.NewReader(bytes.NewReader(bundle))
 		if err != nil {
 			t.Fatal(err)
 		}
-		found = found || h.Name == "crds/marina.dev_controlplanes.yaml"
-	}
-	if !found {
-		t.Errorf("bundle has no crds/marina.dev_controlplanes.yaml")
+		tr := tar.NewReader(gz)
+		found := false
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			found = found || h.Name == want
+		}
+		if !found {
+			t.Errorf("%s has no %s", name, want)
+		}
 	}
 }
 

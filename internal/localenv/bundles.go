@@ -28,11 +28,17 @@ func BundleURL(name string) string {
 	return "http://" + net.JoinHostPort(SharedHost.IP.String(), strconv.Itoa(BundlePort)) + "/" + name
 }
 
+// KarmadaCRDVersion is the Karmada release whose policy, work, config and
+// cluster APIs the local Karmada CRD bundle (hack/crd-bundles/karmada, written
+// for Marina) follows; it is published as karmada-crds-<version>.tar.gz.
+const KarmadaCRDVersion = "v1.16.0"
+
 // bundleSources are the folders of Marina's tree published as CRD bundles:
 // name of the tarball, folder it packs. The tarball holds the folder's YAML
 // files under crds/, the layout the controlplane operator unpacks.
 var bundleSources = []struct{ name, dir string }{
 	{"marina-crds.tar.gz", "charts/marina/crds"},
+	{"karmada-crds-" + KarmadaCRDVersion + ".tar.gz", "hack/crd-bundles/karmada/crds"},
 }
 
 func (e *Env) bundleDir() string { return filepath.Join(e.opts.Dir, "shared", "bundles") }
