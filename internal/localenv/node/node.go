@@ -105,7 +105,7 @@ func (n Node) Processes() []proc.Spec {
 // WriteConfig writes certificates, kubeconfigs and the configuration of
 // containerd, CNI, kubelet and kube-proxy.
 func (n Node) WriteConfig() error {
-	for _, d := range []string{n.Dir, filepath.Join(n.Dir, "cni"), filepath.Join(n.Dir, "pki")} {
+	for _, d := range []string{n.Dir, filepath.Join(n.Dir, "cni"), filepath.Join(n.Dir, "pki"), n.PodLogsDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -229,6 +229,9 @@ func (n Node) cniConfig() (string, error) {
 	return string(b), err
 }
 
+// PodLogsDir holds the logs of the node's containers.
+func (n Node) PodLogsDir() string { return filepath.Join(n.Dir, "pod-logs") }
+
 func (n Node) kubeletConfig() string {
 	p := filepath.Join(n.Dir, "pki")
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -250,6 +253,9 @@ cgroupDriver: cgroupfs
 cgroupRoot: %s
 failCgroupV1: false
 failSwapOn: false
+# Every node gets its own pod log folder: in the shared /var/log/pods each
+# kubelet would remove the other nodes' logs as those of pods it does not know.
+podLogsDir: %s
 clusterDomain: cluster.local
 clusterDNS: [%s]
 resolvConf: ""
@@ -263,7 +269,7 @@ imageGCHighThresholdPercent: 100
 localStorageCapacityIsolation: false
 protectKernelDefaults: false
 `, n.IP, filepath.Join(p, "ca.crt"), filepath.Join(p, "kubelet-serving.crt"), filepath.Join(p, "kubelet-serving.key"),
-		n.socket(), n.CgroupRoot(), n.ClusterDNS, n.PodCIDR)
+		n.socket(), n.CgroupRoot(), n.PodLogsDir(), n.ClusterDNS, n.PodCIDR)
 }
 
 func (n Node) kubeProxyConfig() string {
