@@ -3,7 +3,6 @@ package localenv
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/internal/localenv/gomod"
 )
 
 // ClusterAPIVersion is the Cluster API release whose CRDs every management
@@ -29,19 +30,11 @@ const MembersNamespace = "marina-members"
 // clusterAPICRDs returns the folder of Cluster API's core CRDs in the module
 // cache, downloading the module when needed.
 func clusterAPICRDs(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "sigs.k8s.io/cluster-api@"+ClusterAPIVersion)
-	// Outside Marina's module: this is a download, not a dependency.
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
+	dir, err := gomod.Download(ctx, "sigs.k8s.io/cluster-api", ClusterAPIVersion)
 	if err != nil {
-		return "", fmt.Errorf("download Cluster API %s: %w", ClusterAPIVersion, err)
+		return "", err
 	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("download Cluster API %s: no module folder in %q", ClusterAPIVersion, out)
-	}
-	return filepath.Join(mod.Dir, "core", "config", "crd", "bases"), nil
+	return filepath.Join(dir, "core", "config", "crd", "bases"), nil
 }
 
 // registerMember does what an infrastructure provider does once a cluster

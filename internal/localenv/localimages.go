@@ -1,7 +1,6 @@
 package localenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/marina-platform/marina/internal/localenv/gomod"
 	"github.com/marina-platform/marina/internal/localenv/images"
 	"github.com/marina-platform/marina/internal/localenv/node"
 )
@@ -53,33 +53,13 @@ func ReadVersions(repoRoot string) (Versions, error) {
 		{"cert-manager", "github.com/cert-manager/cert-manager", &v.CertManager},
 		{"vault", "github.com/hashicorp/vault", &v.Vault},
 	} {
-		ver, err := requiredVersion(filepath.Join(repoRoot, "hack", "tools", p.dir, "go.mod"), p.module)
+		ver, err := gomod.Required(filepath.Join(repoRoot, "hack", "tools", p.dir, "go.mod"), p.module)
 		if err != nil {
 			return v, err
 		}
 		*p.into = ver
 	}
 	return v, nil
-}
-
-// requiredVersion finds "module version" in a go.mod's require lines.
-func requiredVersion(goMod, module string) (string, error) {
-	f, err := os.Open(goMod)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(s.Text()), "require "))
-		if len(fields) >= 2 && fields[0] == module {
-			return fields[1], nil
-		}
-	}
-	if err := s.Err(); err != nil {
-		return "", err
-	}
-	return "", fmt.Errorf("%s does not require %s", goMod, module)
 }
 
 // Image references of the environment. Component images carry the pinned

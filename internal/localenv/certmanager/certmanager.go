@@ -10,18 +10,15 @@
 package certmanager
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/marina-platform/marina/internal/localenv/gomod"
 	"github.com/marina-platform/marina/internal/localenv/proc"
 )
 
@@ -41,18 +38,11 @@ const (
 // hack/tools/cert-manager/go.mod. It reads the single-line `require` the
 // Makefile reads with awk, so both always agree.
 func Version(repoRoot string) (string, error) {
-	path := filepath.Join(repoRoot, ToolsGoMod)
-	data, err := os.ReadFile(path)
+	v, err := gomod.Required(filepath.Join(repoRoot, ToolsGoMod), ModulePath)
 	if err != nil {
 		return "", fmt.Errorf("read the cert-manager pin: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "require" && f[1] == ModulePath {
-			return f[2], nil
-		}
-	}
-	return "", fmt.Errorf("%s: no `require %s <version>` line", path, ModulePath)
+	return v, nil
 }
 
 // CRDs returns the paths of cert-manager's CRD files (cert-manager.io and
@@ -67,7 +57,7 @@ func CRDs(ctx context.Context, repoRoot string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := moduleDir(ctx, ModulePath, version)
+	dir, err := gomod.Download(ctx, ModulePath, version)
 	if err != nil {
 		return nil, err
 	}
@@ -91,27 +81,6 @@ func CRDs(ctx context.Context, repoRoot string) ([]string, error) {
 		}
 	}
 	return files, nil
-}
-
-// moduleDir is the folder of module@version in the module cache. The download
-// runs outside Marina's module: it is a download, not a dependency.
-func moduleDir(ctx context.Context, module, version string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+version)
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	// On failure go still prints the JSON, with the reason in Error.
-	var mod struct{ Dir, Error string }
-	_ = json.Unmarshal(out, &mod)
-	if err != nil {
-		return "", fmt.Errorf("download %s@%s: %w: %s", module, version, err, strings.TrimSpace(mod.Error+" "+stderr.String()))
-	}
-	if mod.Dir == "" {
-		return "", fmt.Errorf("download %s@%s: no module folder in %q", module, version, out)
-	}
-	return mod.Dir, nil
 }
 
 // Controller is one cert-manager-controller process, serving one cluster.
