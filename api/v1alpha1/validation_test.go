@@ -57,10 +57,16 @@ func name(t *testing.T) string {
 			n[i] = '-'
 		}
 	}
-	if len(n) > 50 {
-		n = n[len(n)-50:]
+	// At most 41 characters starting with a letter: a valid ControlPlane
+	// name (a DNS-1035 label of at most 42) and a valid name of every kind.
+	if len(n) > 34 {
+		n = n[len(n)-34:]
 	}
-	return strings.Trim(string(n), "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
+	s := strings.Trim(string(n), "-")
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		s = "x" + s
+	}
+	return s + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
 }
 
 func TestFullExamplesAreAccepted(t *testing.T) {
@@ -293,6 +299,10 @@ func vaultWith(mutate func(*v1.VaultKMS)) func(string) client.Object {
 func TestInvalidObjectsAreRejected(t *testing.T) {
 	ctx := context.Background()
 	cases := []invalid{
+		// ControlPlane: its name prefixes Services and other objects.
+		{"name longer than 42 characters", cpWith(func(cp *v1.ControlPlane) { cp.Name = "cp-" + strings.Repeat("a", 40) }), "metadata.name", "at most 42 characters"},
+		{"name starting with a digit", cpWith(func(cp *v1.ControlPlane) { cp.Name = "1" + cp.Name }), "metadata.name", "DNS-1035 label"},
+
 		// ControlPlane: version, data center, images.
 		{"version without v", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Version = "1.16.0" }), "spec.version", "should match"},
 		{"data center not a DNS label", cpWith(func(cp *v1.ControlPlane) { cp.Spec.DataCenter = "FRA_1" }), "spec.dataCenter", "should match"},

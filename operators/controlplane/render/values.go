@@ -1,0 +1,251 @@
+package render
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+)
+
+// Values are the chart values the operator sets; everything left empty keeps
+// the chart's default from values.yaml. The field names and shapes are the
+// chart's (see charts/controlplane/README.md, "Values").
+type Values struct {
+	Name              string                        `json:"name"`
+	DataCenter        string                        `json:"dataCenter"`
+	Version           string                        `json:"version"`
+	KubernetesVersion string                        `json:"kubernetesVersion,omitempty"`
+	EtcdVersion       string                        `json:"etcdVersion,omitempty"`
+	Labels            map[string]string             `json:"labels,omitempty"`
+	ImageRegistry     string                        `json:"imageRegistry,omitempty"`
+	ImagePullPolicy   corev1.PullPolicy             `json:"imagePullPolicy,omitempty"`
+	ImagePullSecrets  []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	PriorityClassName string                        `json:"priorityClassName,omitempty"`
+	Checksums         map[string]string             `json:"checksums,omitempty"`
+	Certificates      CertificateValues             `json:"certificates"`
+	Etcd              EtcdValues                    `json:"etcd"`
+	Components        ComponentsValues              `json:"components"`
+}
+
+// CertificateValues: who signs, for how long, and extra names.
+type CertificateValues struct {
+	IssuerRef   IssuerValues `json:"issuerRef"`
+	Duration    string       `json:"duration,omitempty"`
+	RenewBefore string       `json:"renewBefore,omitempty"`
+	ExtraSANs   []string     `json:"extraSANs,omitempty"`
+}
+
+// IssuerValues is a cert-manager issuer reference.
+type IssuerValues struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind,omitempty"`
+	Group string `json:"group,omitempty"`
+}
+
+// EtcdValues selects local or external etcd: external when its endpoints
+// are listed.
+type EtcdValues struct {
+	Local    *LocalEtcdValues    `json:"local,omitempty"`
+	External *ExternalEtcdValues `json:"external,omitempty"`
+}
+
+// LocalEtcdValues are the etcd StatefulSet's settings.
+type LocalEtcdValues struct {
+	Replicas  int32                        `json:"replicas,omitempty"`
+	Storage   *StorageValues               `json:"storage,omitempty"`
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Checksums map[string]string            `json:"checksums,omitempty"`
+}
+
+// StorageValues is one etcd member's volume.
+type StorageValues struct {
+	Type             string  `json:"type,omitempty"`
+	Size             string  `json:"size,omitempty"`
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ExternalEtcdValues point the API servers at an etcd cluster Marina does
+// not run.
+type ExternalEtcdValues struct {
+	Endpoints     []string `json:"endpoints"`
+	TLSSecretName string   `json:"tlsSecretName"`
+	KeyPrefix     string   `json:"keyPrefix"`
+}
+
+// ComponentsValues holds every component's settings, by the chart's keys.
+type ComponentsValues struct {
+	APIServer             APIServerValues `json:"apiServer"`
+	KubeControllerManager ComponentValues `json:"kubeControllerManager"`
+	AggregatedAPIServer   ComponentValues `json:"aggregatedAPIServer"`
+	ControllerManager     ComponentValues `json:"controllerManager"`
+	Scheduler             ComponentValues `json:"scheduler"`
+	Webhook               ComponentValues `json:"webhook"`
+	Descheduler           ComponentValues `json:"descheduler"`
+}
+
+// ComponentValues are one component's pods.
+type ComponentValues struct {
+	// Enabled is nil for the components that always run.
+	Enabled           *bool                        `json:"enabled,omitempty"`
+	Replicas          int32                        `json:"replicas,omitempty"`
+	Image             *ImageValues                 `json:"image,omitempty"`
+	ImagePullPolicy   corev1.PullPolicy            `json:"imagePullPolicy,omitempty"`
+	PriorityClassName string                       `json:"priorityClassName,omitempty"`
+	Resources         *corev1.ResourceRequirements `json:"resources,omitempty"`
+	ExtraArgs         map[string]string            `json:"extraArgs,omitempty"`
+	AntiAffinity      string                       `json:"antiAffinity,omitempty"`
+	NodeSelector      map[string]string            `json:"nodeSelector,omitempty"`
+	Tolerations       []corev1.Toleration          `json:"tolerations,omitempty"`
+	Checksums         map[string]string            `json:"checksums,omitempty"`
+}
+
+// ImageValues replaces a component's default image with a full reference.
+type ImageValues struct {
+	Reference string `json:"reference"`
+}
+
+// APIServerValues adds the API server's exposure to its pods' settings.
+type APIServerValues struct {
+	ComponentValues `json:",inline"`
+	EndpointHost    string         `json:"endpointHost,omitempty"`
+	Service         *ServiceValues `json:"service,omitempty"`
+}
+
+// ServiceValues is the API server's Service.
+type ServiceValues struct {
+	Type        corev1.ServiceType `json:"type,omitempty"`
+	NodePort    *int32             `json:"nodePort,omitempty"`
+	Annotations map[string]string  `json:"annotations,omitempty"`
+}
+
+// Options are what the operator knows beyond the ControlPlane's spec.
+type Options struct {
+	// IssuerRef is the issuer every certificate is signed by: the Issuer
+	// the operator made from spec.certificates.caSecretRef, or the spec's
+	// issuerRef.
+	IssuerRef IssuerValues
+	// Images are the default Kubernetes and etcd tags for spec.version.
+	Images ImageVersions
+	// Checksums roll every pod when they change; ComponentChecksums roll
+	// one component's pods (keys are the chart's component keys, and "etcd").
+	Checksums          map[string]string
+	ComponentChecksums map[string]map[string]string
+	// EndpointHost is an extra host of the serving certificate, such as a
+	// load balancer's address once it is known.
+	EndpointHost string
+}
+
+// ValuesFor maps a ControlPlane onto the chart's values.
+func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
+	spec := &cp.Spec
+	v := Values{
+		Name:              cp.Name,
+		DataCenter:        spec.DataCenter,
+		Version:           spec.Version,
+		KubernetesVersion: opts.Images.Kubernetes,
+		EtcdVersion:       opts.Images.Etcd,
+		Labels: map[string]string{
+			marinav1alpha1.LabelControlPlane: cp.Name,
+			marinav1alpha1.LabelDataCenter:   spec.DataCenter,
+		},
+		ImageRegistry:     spec.ImageRegistry,
+		ImagePullPolicy:   spec.ImagePullPolicy,
+		ImagePullSecrets:  spec.ImagePullSecrets,
+		PriorityClassName: spec.PriorityClassName,
+		Checksums:         opts.Checksums,
+		Certificates: CertificateValues{
+			IssuerRef: opts.IssuerRef,
+			ExtraSANs: spec.Certificates.ExtraSANs,
+		},
+	}
+	if d := spec.Certificates.Duration; d != nil {
+		v.Certificates.Duration = d.Duration.String()
+	}
+	if d := spec.Certificates.RenewBefore; d != nil {
+		v.Certificates.RenewBefore = d.Duration.String()
+	}
+
+	switch {
+	case spec.Etcd.External != nil:
+		ext := spec.Etcd.External
+		v.Etcd.External = &ExternalEtcdValues{
+			Endpoints:     ext.Endpoints,
+			TLSSecretName: ext.TLSSecretRef.Name,
+			KeyPrefix:     ext.KeyPrefix,
+		}
+	case spec.Etcd.Local != nil:
+		loc := spec.Etcd.Local
+		l := &LocalEtcdValues{Replicas: loc.Replicas, Checksums: opts.ComponentChecksums["etcd"]}
+		st := StorageValues{Type: string(loc.Storage.Type), StorageClassName: loc.Storage.StorageClassName}
+		if loc.Storage.Size != nil {
+			st.Size = loc.Storage.Size.String()
+		}
+		if st != (StorageValues{}) {
+			l.Storage = &st
+		}
+		if !isEmptyResources(loc.Resources) {
+			l.Resources = &loc.Resources
+		}
+		v.Etcd.Local = l
+	}
+
+	c := &spec.Components
+	v.Components = ComponentsValues{
+		APIServer: APIServerValues{
+			ComponentValues: component(c.APIServer.ComponentSpec, nil, opts.ComponentChecksums[ComponentAPIServer]),
+			EndpointHost:    opts.EndpointHost,
+		},
+		KubeControllerManager: component(c.KubeControllerManager, nil, opts.ComponentChecksums[ComponentKubeControllerManager]),
+		AggregatedAPIServer:   optional(c.AggregatedAPIServer, opts.ComponentChecksums[ComponentAggregatedAPIServer]),
+		ControllerManager:     optional(c.ControllerManager, opts.ComponentChecksums[ComponentControllerManager]),
+		Scheduler:             optional(c.Scheduler, opts.ComponentChecksums[ComponentScheduler]),
+		Webhook:               optional(c.Webhook, opts.ComponentChecksums[ComponentWebhook]),
+		Descheduler:           optional(c.Descheduler, opts.ComponentChecksums[ComponentDescheduler]),
+	}
+	if s := c.APIServer.Service; s.Type != "" || s.NodePort != nil || len(s.Annotations) > 0 {
+		v.Components.APIServer.Service = &ServiceValues{Type: s.Type, NodePort: s.NodePort, Annotations: s.Annotations}
+	}
+	return v
+}
+
+// The chart's component keys.
+const (
+	ComponentAPIServer             = "apiServer"
+	ComponentKubeControllerManager = "kubeControllerManager"
+	ComponentAggregatedAPIServer   = "aggregatedAPIServer"
+	ComponentControllerManager     = "controllerManager"
+	ComponentScheduler             = "scheduler"
+	ComponentWebhook               = "webhook"
+	ComponentDescheduler           = "descheduler"
+)
+
+func optional(s marinav1alpha1.OptionalComponentSpec, checksums map[string]string) ComponentValues {
+	return component(s.ComponentSpec, s.Enabled, checksums)
+}
+
+func component(s marinav1alpha1.ComponentSpec, enabled *bool, checksums map[string]string) ComponentValues {
+	v := ComponentValues{
+		Enabled:           enabled,
+		ImagePullPolicy:   s.ImagePullPolicy,
+		PriorityClassName: s.PriorityClassName,
+		ExtraArgs:         s.ExtraArgs,
+		AntiAffinity:      string(s.AntiAffinity),
+		NodeSelector:      s.NodeSelector,
+		Tolerations:       s.Tolerations,
+		Checksums:         checksums,
+	}
+	if s.Replicas != nil {
+		v.Replicas = *s.Replicas
+	}
+	if s.Image != "" {
+		v.Image = &ImageValues{Reference: s.Image}
+	}
+	if !isEmptyResources(s.Resources) {
+		r := s.Resources
+		v.Resources = &r
+	}
+	return v
+}
+
+func isEmptyResources(r corev1.ResourceRequirements) bool {
+	return len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0
+}
