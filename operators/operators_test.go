@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/marina-platform/marina/internal/localenv/certmanager"
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
@@ -91,6 +92,19 @@ func run(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "stop test API server: %v\n", err)
 		}
 	}()
+	// marina-controlplane watches cert-manager's kinds: a cluster it runs
+	// in has cert-manager, as the chart's README says.
+	root, err := testenv.RepoRoot()
+	if err == nil {
+		var files []string
+		if files, err = certmanager.CRDs(context.Background(), root); err == nil {
+			err = env.InstallCRDs(files)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	kubeconfig, err = env.KubeconfigFile(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

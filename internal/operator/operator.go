@@ -37,6 +37,10 @@ import (
 // runnables with the manager before it starts.
 type SetupFunc func(mgr ctrl.Manager, opts Options) error
 
+// ManagerOption adjusts the manager's options before it is created, such as
+// to limit what its cache holds.
+type ManagerOption func(*ctrl.Options)
+
 // Exit codes of Main.
 const (
 	// ExitFailure means the operator could not start or stopped on an error.
@@ -48,7 +52,7 @@ const (
 // Main runs the operator called name until SIGTERM or SIGINT, then exits the
 // process: 0 after a clean shutdown, ExitUsage when the flags are wrong and
 // ExitFailure otherwise, each failure with a one-line message on stderr.
-func Main(name string, setup SetupFunc) {
+func Main(name string, setup SetupFunc, mopts ...ManagerOption) {
 	// controller-runtime registers --kubeconfig on flag.CommandLine when it
 	// is imported, so the operator's flags go there too rather than on a new
 	// set that would lack it. Output is held back so that a bad flag prints
@@ -77,7 +81,7 @@ func Main(name string, setup SetupFunc) {
 	if err != nil {
 		fail(name, ExitFailure, fmt.Errorf("load kubeconfig (set --kubeconfig or run in a cluster): %w", err))
 	}
-	if err := Run(ctrl.SetupSignalHandler(), cfg, opts, setup); err != nil {
+	if err := Run(ctrl.SetupSignalHandler(), cfg, opts, setup, mopts...); err != nil {
 		fail(name, ExitFailure, err)
 	}
 }
@@ -95,7 +99,7 @@ func fail(name string, code int, err error) {
 // process must exit soon after Run returns: with the Lease released, a
 // reconciler that outlived the graceful shutdown timeout could otherwise run
 // next to the new leader's.
-func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc) error {
+func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc, mopts ...ManagerOption) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc) e
 	}
 
 	timeout := opts.GracefulShutdownTimeout
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
@@ -133,7 +137,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc) e
 		// doc for why that is safe.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &timeout,
-	})
+	}
+	for _, o := range mopts {
+		o(&mgrOpts)
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}

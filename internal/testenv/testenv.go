@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -125,4 +129,63 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// InstallCRDs installs the CRDs in files (such as cert-manager's) next to
+// Marina's.
+func (e *Env) InstallCRDs(files []string) error {
+	crds, err := envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: files, ErrorIfPathMissing: true})
+	if err != nil {
+		return fmt.Errorf("install CRDs: %w", err)
+	}
+	if len(crds) < len(files) {
+		return fmt.Errorf("installed %d CRDs from %d files", len(crds), len(files))
+	}
+	return nil
+}
+
+// StartControllerManager runs kube-controller-manager from the assets
+// folder against the API server with the given controllers, such as
+// garbagecollector, which foreground deletion and owner references need.
+// Its log goes to dir; the returned function stops it.
+func (e *Env) StartControllerManager(dir string, controllers ...string) (stop func() error, err error) {
+	bin := filepath.Join(os.Getenv(AssetsEnv), "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s has no kube-controller-manager (run `make test-binaries`): %w", AssetsEnv, err)
+	}
+	kubeconfig, err := e.KubeconfigFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin,
+		"--kubeconfig="+kubeconfig,
+		"--controllers="+strings.Join(controllers, ","),
+		"--leader-elect=false",
+		// No serving: nothing scrapes it, and a fixed port would collide
+		// between test packages running at once.
+		"--secure-port=0",
+		"--concurrent-gc-syncs=5",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start kube-controller-manager: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return func() error {
+		defer func() { _ = logFile.Close() }()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return nil
+	}, nil
 }

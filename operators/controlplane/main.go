@@ -6,13 +6,28 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/marina-platform/marina/internal/operator"
+	"github.com/marina-platform/marina/operators/controlplane/controller"
+	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
+	"github.com/marina-platform/marina/operators/controlplane/render"
 )
 
 func main() {
-	operator.Main("marina-controlplane", setup)
+	operator.Main("marina-controlplane", setup, func(o *ctrl.Options) { controller.CacheOptions(&o.Cache) })
 }
 
-// setup registers marina-controlplane's reconcilers; none exist yet.
-func setup(_ ctrl.Manager, _ operator.Options) error {
-	return nil
+// setup registers the ControlPlane reconciler with the chart built into the
+// binary.
+func setup(mgr ctrl.Manager, opts operator.Options) error {
+	chart, err := render.Load()
+	if err != nil {
+		return err
+	}
+	return (&controller.Reconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("marina-controlplane"),
+		Chart:      chart,
+		CRDs:       crdbundle.NewFetcher(),
+		DataCenter: opts.DataCenter,
+	}).SetupWithManager(mgr)
 }

@@ -1,0 +1,174 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/kubeconfig"
+)
+
+// apiServerPort is the chart's default secure port of the federation API
+// server, which the operator does not change.
+const apiServerPort = 5443
+
+// probeInterval is how soon a control plane that is nearly there (an API
+// server that runs but does not answer yet, CRDs being established) is
+// looked at again.
+const probeInterval = 2 * time.Second
+
+// reconcileAPIServer writes the components' kubeconfigs, runs the API
+// server and waits until it answers /readyz to the operator's admin
+// credentials.
+func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, error) {
+	const cond = marinav1alpha1.ConditionAPIServerReady
+	cp := s.cp
+	if err := r.applyComponentKubeconfigs(ctx, s); err != nil {
+		return proceed, err
+	}
+	if err := r.applyParts(ctx, s, "apiserver"); err != nil {
+		return proceed, err
+	}
+	cp.Status.Endpoint = r.endpoint(ctx, cp)
+
+	if p, err := r.deploymentProblem(ctx, cp.Namespace, cp.Name+"-apiserver"); err != nil || p != "" {
+		if err == nil {
+			s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, p)
+		}
+		return waitForChange(), err
+	}
+	adminKubeconfig, err := r.adminKubeconfig(s, r.FederationURL(cp, apiServerPort))
+	if err != nil {
+		return proceed, err
+	}
+	fed, rc, err := r.Federation.Get(cp.UID, adminKubeconfig)
+	if err != nil {
+		return proceed, err
+	}
+	if err := readyz(ctx, rc); err != nil {
+		s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, fmt.Sprintf(
+			"the API server's pods run but %s/readyz does not answer ready: %v", r.FederationURL(cp, apiServerPort), err))
+		return retryAfter(probeInterval), nil
+	}
+	s.fed, s.fedREST = fed, rc
+	s.done(cond, "the API server answers at "+cp.Status.Endpoint)
+	return proceed, nil
+}
+
+// deploymentProblem returns "" when Deployment name has rolled out, else
+// what it waits for.
+func (r *Reconciler) deploymentProblem(ctx context.Context, ns, name string) (string, error) {
+	d := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)
+	if apierrors.IsNotFound(err) {
+		return name + ": not created yet", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return rolloutProblem(d), nil
+}
+
+// endpoint is the URL users reach the API server at: the load balancer's
+// address once it has one, else the Service's cluster DNS name.
+func (r *Reconciler) endpoint(ctx context.Context, cp *marinav1alpha1.ControlPlane) string {
+	if host := r.loadBalancerHost(ctx, cp); host != "" {
+		return "https://" + net.JoinHostPort(host, strconv.Itoa(apiServerPort))
+	}
+	return ServiceURL(cp, apiServerPort)
+}
+
+// components that reach the API server with a kubeconfig of their own.
+func kubeconfigComponents(cp *marinav1alpha1.ControlPlane) []string {
+	parts := []string{"kube-controller-manager"}
+	for _, o := range optionalComponents(cp) {
+		if o.enabled {
+			parts = append(parts, o.part)
+		}
+	}
+	return parts
+}
+
+// applyComponentKubeconfigs writes each component's kubeconfig. It names
+// the mounted certificate files instead of embedding them, so it never
+// changes when cert-manager renews a certificate (see the chart's README).
+func (r *Reconciler) applyComponentKubeconfigs(ctx context.Context, s *scope) error {
+	cp := s.cp
+	for _, part := range kubeconfigComponents(cp) {
+		data, err := kubeconfig.Write(kubeconfig.Config{
+			Cluster:  cp.Name,
+			User:     part,
+			Server:   ServiceURL(cp, apiServerPort),
+			CAFile:   "/etc/marina/pki/client/ca.crt",
+			CertFile: "/etc/marina/pki/client/tls.crt",
+			KeyFile:  "/etc/marina/pki/client/tls.key",
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.applySecret(ctx, cp, cp.Name+"-"+part+"-kubeconfig", part, map[string][]byte{"kubeconfig": data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applySecret applies a Secret of the operator's own.
+func (r *Reconciler) applySecret(ctx context.Context, cp *marinav1alpha1.ControlPlane, name, component string, data map[string][]byte) error {
+	sec := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: cp.Namespace, Name: name, Labels: ownLabels(cp, component)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
+	if err != nil {
+		return err
+	}
+	return r.apply(ctx, cp, &unstructured.Unstructured{Object: m})
+}
+
+// adminKubeconfig embeds the admin certificate, for the operator itself and
+// for the admin kubeconfig Secret.
+func (r *Reconciler) adminKubeconfig(s *scope, server string) ([]byte, error) {
+	sec, ok := s.secrets[s.cp.Name+"-admin-tls"]
+	if !ok {
+		return nil, fmt.Errorf("secret %s-admin-tls is missing", s.cp.Name)
+	}
+	return kubeconfig.Write(kubeconfig.Config{
+		Cluster:  s.cp.Name,
+		User:     "admin",
+		Server:   server,
+		CAData:   sec.Data["ca.crt"],
+		CertData: sec.Data[corev1.TLSCertKey],
+		KeyData:  sec.Data[corev1.TLSPrivateKeyKey],
+	})
+}
+
+// reconcileAdminKubeconfig publishes the admin kubeconfig for users and
+// references it in the status. It is rewritten when the admin certificate
+// is renewed.
+func (r *Reconciler) reconcileAdminKubeconfig(ctx context.Context, s *scope) (result, error) {
+	cp := s.cp
+	data, err := r.adminKubeconfig(s, cp.Status.Endpoint)
+	if err != nil {
+		return proceed, err
+	}
+	name := cp.Name + "-admin-kubeconfig"
+	if err := r.applySecret(ctx, cp, name, "admin", map[string][]byte{"kubeconfig": data}); err != nil {
+		return proceed, err
+	}
+	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}
+	return proceed, nil
+}

@@ -1,0 +1,151 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/render"
+)
+
+// render reads the control plane's own Secrets and renders the chart with
+// checksums of them.
+func (r *Reconciler) render(ctx context.Context, s *scope) error {
+	cp := s.cp
+	list := &corev1.SecretList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(cp.Namespace), client.MatchingLabels{
+		labelInstance: cp.Name, labelManagedBy: render.ManagedBy,
+	}); err != nil {
+		return fmt.Errorf("list Secrets of control plane %s: %w", cp.Name, err)
+	}
+	s.secrets = make(map[string]*corev1.Secret, len(list.Items))
+	for i := range list.Items {
+		s.secrets[list.Items[i].Name] = &list.Items[i]
+	}
+
+	opts := render.Options{
+		IssuerRef:    s.issuer,
+		Images:       render.ImagesFor(cp.Spec.Version),
+		EndpointHost: r.loadBalancerHost(ctx, cp),
+	}
+	if sum := certificatesChecksum(s); sum != "" {
+		opts.Checksums = map[string]string{"certificates": sum}
+	}
+	objs, err := r.Chart.Render(cp.Namespace, render.ValuesFor(cp, opts))
+	if err != nil {
+		return err
+	}
+	s.objects = objs
+	return nil
+}
+
+// loadBalancerHost is the address a LoadBalancer gave the API server's
+// Service, which then goes into the serving certificate and the endpoint.
+func (r *Reconciler) loadBalancerHost(ctx context.Context, cp *marinav1alpha1.ControlPlane) string {
+	if cp.Spec.Components.APIServer.Service.Type != corev1.ServiceTypeLoadBalancer {
+		return ""
+	}
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: cp.Name + "-apiserver"}, svc); err != nil {
+		return ""
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.Hostname != "" {
+			return in.Hostname
+		}
+		if in.IP != "" {
+			return in.IP
+		}
+	}
+	return ""
+}
+
+// apply server-side applies obj as the operator, owned by the ControlPlane,
+// so that garbage collection follows the ControlPlane and changes by others
+// to the operator's fields are taken back.
+func (r *Reconciler) apply(ctx context.Context, cp *marinav1alpha1.ControlPlane, obj *unstructured.Unstructured) error {
+	if err := controllerutil.SetControllerReference(cp, obj, r.Client.Scheme()); err != nil {
+		return err
+	}
+	// Apply takes the whole intent; what a previous apply set and this one
+	// omits is removed.
+	obj.SetManagedFields(nil)
+	obj.SetResourceVersion("")
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// applyParts applies the rendered objects of the given components (label
+// app.kubernetes.io/component), Certificates excepted.
+func (r *Reconciler) applyParts(ctx context.Context, s *scope, parts ...string) error {
+	for _, obj := range s.objects {
+		if obj.GroupVersionKind() == certificateGVK || !slices.Contains(parts, obj.GetLabels()[labelComponent]) {
+			continue
+		}
+		if err := r.apply(ctx, s.cp, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownLabels are the labels of objects the operator makes outside the chart,
+// matching the chart's, so one selector finds everything.
+func ownLabels(cp *marinav1alpha1.ControlPlane, component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/part-of":      "marina",
+		labelManagedBy:                   render.ManagedBy,
+		labelInstance:                    cp.Name,
+		labelComponent:                   component,
+		marinav1alpha1.LabelControlPlane: cp.Name,
+		marinav1alpha1.LabelDataCenter:   cp.Spec.DataCenter,
+	}
+}
+
+// rolloutProblem returns "" when a Deployment runs its current template on
+// every replica and all are available, else how far it is.
+func rolloutProblem(d *appsv1.Deployment) string {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		return fmt.Sprintf("%s: the change is not picked up yet", d.Name)
+	case st.UpdatedReplicas < want:
+		return fmt.Sprintf("%s: %d of %d replicas updated", d.Name, st.UpdatedReplicas, want)
+	case st.Replicas > st.UpdatedReplicas:
+		return fmt.Sprintf("%s: %d old replicas still running", d.Name, st.Replicas-st.UpdatedReplicas)
+	case st.AvailableReplicas < want:
+		return fmt.Sprintf("%s: %d of %d replicas available", d.Name, st.AvailableReplicas, want)
+	}
+	return ""
+}
+
+// statefulSetProblem is rolloutProblem for a StatefulSet.
+func statefulSetProblem(s *appsv1.StatefulSet) string {
+	want := int32(1)
+	if s.Spec.Replicas != nil {
+		want = *s.Spec.Replicas
+	}
+	st := s.Status
+	switch {
+	case st.ObservedGeneration < s.Generation:
+		return fmt.Sprintf("%s: the change is not picked up yet", s.Name)
+	case st.UpdatedReplicas < want || st.CurrentRevision != st.UpdateRevision:
+		return fmt.Sprintf("%s: %d of %d members updated", s.Name, st.UpdatedReplicas, want)
+	case st.ReadyReplicas < want:
+		return fmt.Sprintf("%s: %d of %d members ready", s.Name, st.ReadyReplicas, want)
+	}
+	return ""
+}

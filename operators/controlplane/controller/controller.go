@@ -1,0 +1,201 @@
+// Package controller is the controlplane operator's reconciler: it turns a
+// ControlPlane into a running federation control plane in the management
+// cluster, one stage after the other, each idempotent and each reporting a
+// condition (see ARCHITECTURE.md, "How a control plane is built").
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
+	"github.com/marina-platform/marina/operators/controlplane/render"
+)
+
+const (
+	// FieldManager owns every field the operator applies.
+	FieldManager = "marina-controlplane"
+	// Finalizer keeps a ControlPlane until everything made for it is gone.
+	Finalizer = "marina.dev/controlplane"
+
+	labelInstance  = "app.kubernetes.io/instance"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelComponent = "app.kubernetes.io/component"
+)
+
+// Reconciler provisions, upgrades and deletes control planes.
+type Reconciler struct {
+	// Client reads from the manager's cache, which holds only ControlPlanes
+	// and the objects labelled as the operator's (see CacheOptions), and
+	// writes to the API server.
+	Client client.Client
+	// APIReader reads what the cache does not hold: the user's Secrets and
+	// issuers, PriorityClasses.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Chart     *render.Chart
+	CRDs      *crdbundle.Fetcher
+	// Federation holds clients of the control planes' API servers.
+	Federation *FederationClients
+	// DataCenter is the operator's; ControlPlanes of others are left alone.
+	DataCenter string
+	// FederationURL is where the operator reaches a control plane's API
+	// server; the Service's cluster DNS name when nil.
+	FederationURL func(cp *marinav1alpha1.ControlPlane, port int32) string
+	// RetryAfter is how soon a stage blocked by the user's input (a missing
+	// Secret, an unreachable URL) is tried again; 15 s when zero.
+	RetryAfter time.Duration
+	// MaxConcurrentReconciles is how many control planes are reconciled at
+	// once; 4 when zero.
+	MaxConcurrentReconciles int
+}
+
+// CacheOptions limits the manager's cache to what the reconciler watches:
+// every ControlPlane, and only the Secrets, workloads and cert-manager
+// objects labelled as made by this operator. Without it the cache would
+// hold every Secret and Deployment of the management cluster.
+func CacheOptions(o *cache.Options) {
+	mine := labels.SelectorFromSet(labels.Set{labelManagedBy: render.ManagedBy})
+	if o.ByObject == nil {
+		o.ByObject = map[client.Object]cache.ByObject{}
+	}
+	for _, obj := range []client.Object{
+		&corev1.Secret{}, &corev1.Service{}, &appsv1.Deployment{}, &appsv1.StatefulSet{},
+		&policyv1.PodDisruptionBudget{}, newUnstructured(certificateGVK), newUnstructured(issuerGVK),
+	} {
+		o.ByObject[obj] = cache.ByObject{Label: mine}
+	}
+	// Nothing reads managed fields; they are most of a cached object's size.
+	o.DefaultTransform = cache.TransformStripManagedFields()
+}
+
+// SetupWithManager registers the reconciler; it runs again whenever a
+// ControlPlane or anything made for it changes, a renewed certificate
+// included.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.RetryAfter == 0 {
+		r.RetryAfter = 15 * time.Second
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = 4
+	}
+	if r.FederationURL == nil {
+		r.FederationURL = ServiceURL
+	}
+	if r.Federation == nil {
+		r.Federation = NewFederationClients()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&marinav1alpha1.ControlPlane{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(newUnstructured(certificateGVK)).
+		Owns(newUnstructured(issuerGVK)).
+		// cert-manager writes the certificates' Secrets; they carry the
+		// control plane's labels but no owner reference.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(toControlPlane)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// toControlPlane maps an object labelled with a control plane's name to it.
+func toControlPlane(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[labelInstance]
+	if name == "" || o.GetLabels()[labelManagedBy] != render.ManagedBy {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// ServiceURL is the API server's address inside the management cluster.
+func ServiceURL(cp *marinav1alpha1.ControlPlane, port int32) string {
+	return fmt.Sprintf("https://%s-apiserver.%s.svc:%d", cp.Name, cp.Namespace, port)
+}
+
+// Reconcile fetches the ControlPlane, runs the delete or the normal path and
+// patches the status once at the end, emitting an Event for every condition
+// that changed.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	cp := &marinav1alpha1.ControlPlane{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := newScope(cp)
+	defer func() {
+		if perr := r.patchStatus(ctx, s); perr != nil && err == nil {
+			err = perr
+		}
+	}()
+	if !cp.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, s)
+	}
+	return r.reconcileNormal(ctx, s)
+}
+
+// patchStatus writes the status if it changed, and reports each condition
+// that changed as an Event and a log line, so that a provisioning run can
+// be followed from either.
+func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
+	cp := s.cp
+	if equality.Semantic.DeepEqual(s.before.Status, cp.Status) {
+		return nil
+	}
+	logger := log.FromContext(ctx)
+	for _, c := range cp.Status.Conditions {
+		old := findCondition(s.before.Status.Conditions, c.Type)
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		logger.Info("Condition changed", "type", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
+		if r.Recorder == nil || c.Type != marinav1alpha1.ConditionReady && !isProblem(c.Reason) {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if isProblem(c.Reason) {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(cp, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	}
+	observe(s.before, cp)
+	if err := r.Client.Status().Patch(ctx, cp, client.MergeFrom(s.before)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("patch status of ControlPlane %s/%s: %w", cp.Namespace, cp.Name, err)
+	}
+	return nil
+}
+
+// addFinalizer makes sure deletion waits for the clean-up.
+func (r *Reconciler) addFinalizer(ctx context.Context, cp *marinav1alpha1.ControlPlane) error {
+	if controllerutil.ContainsFinalizer(cp, Finalizer) {
+		return nil
+	}
+	before := cp.DeepCopy()
+	controllerutil.AddFinalizer(cp, Finalizer)
+	return r.Client.Patch(ctx, cp, client.MergeFrom(before))
+}
+
+func newUnstructured(gvk schema.GroupVersionKind) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u
+}

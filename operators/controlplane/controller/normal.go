@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+)
+
+// ReasonDataCenterMismatch: the ControlPlane names another data center than
+// the operator's.
+const ReasonDataCenterMismatch = "DataCenterMismatch"
+
+// ReasonEncryptionUnsupported: spec.encryption asks for what this operator
+// version cannot run yet; the control plane is not started unencrypted.
+const ReasonEncryptionUnsupported = "EncryptionUnsupported"
+
+type stage struct {
+	name string
+	run  func(context.Context, *scope) (result, error)
+}
+
+// reconcileNormal runs the stages in order until one stops.
+func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
+	cp := s.cp
+	if cp.Spec.DataCenter != r.DataCenter {
+		s.notReady(ReasonDataCenterMismatch, fmt.Sprintf(
+			"spec.dataCenter is %q but this management cluster's operator serves %q; create the ControlPlane in %s's management cluster",
+			cp.Spec.DataCenter, r.DataCenter, cp.Spec.DataCenter))
+		return ctrl.Result{}, nil
+	}
+	if err := r.addFinalizer(ctx, cp); err != nil {
+		return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+	}
+	if cp.Spec.Suspend {
+		s.notReady(marinav1alpha1.ReasonSuspended, "spec.suspend is true: nothing is created, changed or deleted; running components keep running")
+		return ctrl.Result{}, nil
+	}
+
+	for _, st := range []stage{
+		{"prerequisites", r.checkPriorityClasses},
+		{"certificates", r.reconcileCertificates},
+		{"etcd", r.reconcileEtcd},
+		{"encryption", r.reconcileEncryption},
+		{"api server", r.reconcileAPIServer},
+		{"crds", r.reconcileCRDs},
+		{"components", r.reconcileComponents},
+		{"admin kubeconfig", r.reconcileAdminKubeconfig},
+		{"prune", r.prune},
+	} {
+		res, err := st.run(ctx, s)
+		if err != nil {
+			s.notReady(marinav1alpha1.ReasonProgressing, fmt.Sprintf("%s: %v", st.name, err))
+			return ctrl.Result{}, fmt.Errorf("%s: %w", st.name, err)
+		}
+		if res.stop {
+			return ctrl.Result{RequeueAfter: res.after}, nil
+		}
+	}
+
+	s.set(marinav1alpha1.ConditionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded,
+		fmt.Sprintf("control plane %s runs engine %s at %s", cp.Name, cp.Spec.Version, cp.Status.Endpoint))
+	cp.Status.Version = cp.Spec.Version
+	cp.Status.ObservedGeneration = cp.Generation
+	log.FromContext(ctx).V(1).Info("Control plane is ready", "endpoint", cp.Status.Endpoint)
+	return ctrl.Result{}, nil
+}
+
+// checkPriorityClasses makes sure every PriorityClass the pods will name
+// exists: a pod naming a missing one is rejected by admission, so the
+// control plane would silently never start.
+func (r *Reconciler) checkPriorityClasses(ctx context.Context, s *scope) (result, error) {
+	for _, ref := range priorityClassRefs(s.cp) {
+		err := r.APIReader.Get(ctx, client.ObjectKey{Name: ref.name}, &schedulingv1.PriorityClass{})
+		if apierrors.IsNotFound(err) {
+			msg := fmt.Sprintf("PriorityClass %q named in %s does not exist; create it or name an existing one", ref.name, ref.field)
+			s.notReady(marinav1alpha1.ReasonPriorityClassNotFound, msg)
+			return retryAfter(r.RetryAfter), nil
+		}
+		if err != nil {
+			return proceed, fmt.Errorf("read PriorityClass %s: %w", ref.name, err)
+		}
+	}
+	return proceed, nil
+}
+
+type fieldRef struct{ name, field string }
+
+func priorityClassRefs(cp *marinav1alpha1.ControlPlane) []fieldRef {
+	var refs []fieldRef
+	add := func(name, field string) {
+		if name != "" {
+			refs = append(refs, fieldRef{name, field})
+		}
+	}
+	add(cp.Spec.PriorityClassName, "spec.priorityClassName")
+	c := &cp.Spec.Components
+	add(c.APIServer.PriorityClassName, "spec.components.apiServer.priorityClassName")
+	add(c.KubeControllerManager.PriorityClassName, "spec.components.kubeControllerManager.priorityClassName")
+	for _, o := range optionalComponents(cp) {
+		if o.enabled {
+			add(o.spec.PriorityClassName, "spec.components."+o.key+".priorityClassName")
+		}
+	}
+	return refs
+}
+
+// optionalComponent is one of the engine's components that can be off.
+type optionalComponent struct {
+	key     string // the chart's and the spec's key, such as aggregatedAPIServer
+	part    string // the object name suffix and component label, such as aggregated-apiserver
+	enabled bool
+	spec    marinav1alpha1.ComponentSpec
+}
+
+func optionalComponents(cp *marinav1alpha1.ControlPlane) []optionalComponent {
+	c := &cp.Spec.Components
+	on := func(o marinav1alpha1.OptionalComponentSpec, def bool) bool {
+		if o.Enabled == nil {
+			return def
+		}
+		return *o.Enabled
+	}
+	return []optionalComponent{
+		{"aggregatedAPIServer", "aggregated-apiserver", on(c.AggregatedAPIServer, true), c.AggregatedAPIServer.ComponentSpec},
+		{"controllerManager", "controller-manager", on(c.ControllerManager, true), c.ControllerManager.ComponentSpec},
+		{"scheduler", "scheduler", on(c.Scheduler, true), c.Scheduler.ComponentSpec},
+		{"webhook", "webhook", on(c.Webhook, true), c.Webhook.ComponentSpec},
+		{"descheduler", "descheduler", on(c.Descheduler, false), c.Descheduler.ComponentSpec},
+	}
+}
+
+// reconcileEncryption reports encryption at rest. The KMS plugin arrives
+// with its own issue; until then a ControlPlane that asks for encryption
+// stops here rather than run unencrypted.
+func (r *Reconciler) reconcileEncryption(_ context.Context, s *scope) (result, error) {
+	if s.cp.Spec.Encryption == nil {
+		s.set(marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonDisabled,
+			"spec.encryption is not set: resources are stored unencrypted in etcd")
+		return proceed, nil
+	}
+	s.blocked(marinav1alpha1.ConditionEncryptionReady, ReasonEncryptionUnsupported,
+		"spec.encryption is set, but this operator version has no KMS plugin yet; remove spec.encryption or upgrade Marina. The control plane is not started unencrypted")
+	return waitForChange(), nil
+}
+
+// secretData reads a user's Secret (never cached: the operator does not
+// watch Secrets it did not make) and checks it has keys. The error is nil
+// with a non-empty problem when the Secret is missing or incomplete; reason
+// and problem then go into a condition.
+func (r *Reconciler) secretData(ctx context.Context, ns, name, field string, keys ...string) (data map[string][]byte, reason, problem string, err error) {
+	sec := &corev1.Secret{}
+	err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec)
+	if apierrors.IsNotFound(err) {
+		return nil, marinav1alpha1.ReasonSecretNotFound,
+			fmt.Sprintf("Secret %s/%s named in %s does not exist; create it with keys %v", ns, name, field, keys), nil
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("read Secret %s/%s: %w", ns, name, err)
+	}
+	for _, k := range keys {
+		if len(sec.Data[k]) == 0 {
+			return nil, marinav1alpha1.ReasonInvalidSecret,
+				fmt.Sprintf("Secret %s/%s named in %s has no key %s (it needs %v)", ns, name, field, k, keys), nil
+		}
+	}
+	return sec.Data, "", "", nil
+}

@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/render"
+)
+
+// stages are the ControlPlane's conditions in the order the stages run.
+var stages = []string{
+	marinav1alpha1.ConditionCertificatesReady,
+	marinav1alpha1.ConditionEtcdReady,
+	marinav1alpha1.ConditionEncryptionReady,
+	marinav1alpha1.ConditionAPIServerReady,
+	marinav1alpha1.ConditionCRDsReady,
+	marinav1alpha1.ConditionComponentsReady,
+}
+
+// scope is what one reconciliation of one ControlPlane learns as it goes.
+type scope struct {
+	cp     *marinav1alpha1.ControlPlane
+	before *marinav1alpha1.ControlPlane
+
+	// issuer signs every certificate; set by the certificates stage.
+	issuer render.IssuerValues
+	// objects are the rendered chart.
+	objects []*unstructured.Unstructured
+	// secrets are the control plane's own Secrets (certificates and
+	// kubeconfigs) by name, as the cache holds them.
+	secrets map[string]*corev1.Secret
+	// fed reaches the control plane's API server once it answers.
+	fed     client.Client
+	fedREST rest.Interface
+}
+
+func newScope(cp *marinav1alpha1.ControlPlane) *scope {
+	return &scope{cp: cp, before: cp.DeepCopy()}
+}
+
+// result is what a stage tells the sequence: go on, or stop here and look
+// again after a while (zero: when something watched changes).
+type result struct {
+	stop  bool
+	after time.Duration
+}
+
+var proceed = result{}
+
+func waitForChange() result             { return result{stop: true} }
+func retryAfter(d time.Duration) result { return result{stop: true, after: d} }
+
+// set records a condition, keeping its transition time when the status is
+// unchanged.
+func (s *scope) set(typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&s.cp.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.cp.Generation,
+	})
+}
+
+func (s *scope) done(typ, msg string) {
+	s.set(typ, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded, msg)
+}
+
+// blocked marks stage typ False and every later stage that has never
+// succeeded as waiting for it. Later stages that succeeded before keep their
+// condition: what runs keeps running while an earlier stage is redone.
+func (s *scope) blocked(typ, reason, msg string) {
+	s.set(typ, metav1.ConditionFalse, reason, msg)
+	after := false
+	for _, st := range stages {
+		if st == typ {
+			after = true
+			continue
+		}
+		if !after {
+			continue
+		}
+		if c := meta.FindStatusCondition(s.cp.Status.Conditions, st); c == nil || c.Status != metav1.ConditionTrue {
+			s.set(st, metav1.ConditionFalse, marinav1alpha1.ReasonWaitingForDependency, "waits for "+typ)
+		}
+	}
+	s.notReady(reason, typ+": "+msg)
+}
+
+func (s *scope) notReady(reason, msg string) {
+	s.set(marinav1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+}
+
+func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(cs, typ)
+}
+
+// isProblem says whether a reason asks a person to act (a Warning Event)
+// rather than report progress.
+func isProblem(reason string) bool {
+	switch reason {
+	case marinav1alpha1.ReasonSucceeded, marinav1alpha1.ReasonProgressing, marinav1alpha1.ReasonRolloutInProgress,
+		marinav1alpha1.ReasonWaitingForDependency, marinav1alpha1.ReasonDisabled, marinav1alpha1.ReasonDeleting,
+		marinav1alpha1.ReasonSuspended, marinav1alpha1.ReasonCertificateNotReady:
+		return false
+	}
+	return true
+}
