@@ -78,7 +78,7 @@ down: ## Stop and remove everything `make up` made.
 	$(MARINA_DEV) down
 
 .PHONY: bench
-bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, down) into bench/localenv.md.
+bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, control planes, down) into bench/localenv.md.
 	@mkdir -p bench
 	$(MARINA_DEV) bench --bin-dir $(ENVTEST_ASSETS) --report bench/localenv.md $(UP_FLAGS)
 

@@ -14,10 +14,11 @@ import (
 )
 
 // bench measures the environment as a person meets it: up from nothing
-// (binaries cached), a second up, its memory, and down. It writes a
-// Markdown report; nothing here is a pass/fail threshold.
+// (binaries cached), a second up, its memory, control planes provisioned by
+// the controlplane operator, and down. It writes a Markdown report; nothing
+// here is a pass/fail threshold.
 func bench(ctx context.Context, opts localenv.Options, report string) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 40*time.Minute)
 	defer cancel()
 	if _, err := localenv.Load(opts.Dir); err == nil {
 		return fmt.Errorf("an environment is up in %s: run `make down` first, the benchmark measures up from nothing", opts.Dir)
@@ -67,6 +68,11 @@ func bench(ctx context.Context, opts localenv.Options, report string) error {
 	close(stopSampling)
 	<-sampled
 
+	cps, err := benchControlPlanes(ctx, env)
+	if err != nil {
+		return fmt.Errorf("control planes: %w (the environment is left up for a look; `make down` removes it)", err)
+	}
+
 	start = time.Now()
 	if err := env.Down(ctx); err != nil {
 		return fmt.Errorf("down: %w", err)
@@ -84,6 +90,7 @@ func bench(ctx context.Context, opts localenv.Options, report string) error {
 	fmt.Fprintf(&b, "| down | %s | |\n", down.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "\nMemory is resident memory: every process whose command line names the\nenvironment's folder (control planes, nodes, shared services, container\nshims), plus the pods' RSS from each node's memory cgroup.\n")
 	fmt.Fprintf(&b, "\nA cold `make up` on a fresh machine adds the one-time build of the binaries\nfrom source (see `make test` cold time in the closing notes).\n")
+	cps.report(&b)
 	fmt.Print(b.String())
 	if report == "" {
 		return nil

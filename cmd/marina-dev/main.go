@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
 
 	"github.com/marina-platform/marina/internal/localenv"
 )
@@ -27,7 +29,8 @@ const usage = `usage: marina-dev <up|down|status|bench> [flags]
   up      create the environment (idempotent) and wait until it is healthy
   down    stop and remove everything the environment made
   status  show the health of every part and the kubeconfig paths
-  bench   time up from nothing, a second up and down; measure memory
+  bench   time up from nothing, a second up and down; measure memory and
+          the controlplane operator (create → Ready, memory, API requests)
 
 flags:
 `
@@ -101,8 +104,7 @@ func up(ctx context.Context, opts localenv.Options) error {
 	if err := env.Up(ctx); err != nil {
 		return fmt.Errorf("%w\n(`make status` shows what runs; `make down` removes it all)", err)
 	}
-	printNext(env)
-	return nil
+	return printNext(env)
 }
 
 func down(ctx context.Context, dir string) error {
@@ -146,7 +148,7 @@ func status(ctx context.Context, dir string) error {
 	return nil
 }
 
-func printNext(env *localenv.Env) {
+func printNext(env *localenv.Env) error {
 	dcs := env.DataCenters()
 	fmt.Println()
 	fmt.Println("Kubeconfigs (stable paths; `make status` lists them again):")
@@ -163,40 +165,59 @@ func printNext(env *localenv.Env) {
 	v := env.Vault()
 	fmt.Printf("Vault dev server (transit engine at %s/, key %s): VAULT_ADDR=%s VAULT_TOKEN=%s\n", v.Mount(), v.Key(), v.URL(), localenv.VaultRootToken)
 	fmt.Printf("CRD bundles (the air-gapped HTTP mirror): %s\n", localenv.BundleURL(""))
+
+	// The same ControlPlane the e2e tests start from.
+	cp, err := env.ControlPlane(dcs[0], "default", "first")
+	if err != nil {
+		return err
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cp)
+	if err != nil {
+		return err
+	}
+	delete(obj, "status")
+	delete(obj["metadata"].(map[string]any), "creationTimestamp")
+	cpYAML, err := yaml.Marshal(obj)
+	if err != nil {
+		return err
+	}
 	kubectl := filepath.Join(env.Options().BinDir, "kubectl")
 	fmt.Printf(`
 Try:
-  export KUBECONFIG=%s
-  %s get nodes -o wide
-  %s -n %s get deployments,pods        # Marina's operators, installed with helm
-  %s get clusterissuers,priorityclasses
-  %s get clusters.cluster.x-k8s.io -n %s
-  %s explain controlplane.spec
+  export KUBECONFIG=%[1]s
+  %[2]s get nodes -o wide
+  %[2]s -n %[3]s get deployments,pods        # Marina's operators, installed with helm
+  %[2]s get clusterissuers,priorityclasses
+  %[2]s get clusters.cluster.x-k8s.io -n %[4]s
+  %[2]s explain controlplane.spec
 
-A first ControlPlane on the shared external etcd, with certificates from the
-environment's cert-manager ClusterIssuer %s, after putting the etcd client
-certificate in a Secret:
-  %s -n default create secret generic external-etcd-client \
-    --from-file=ca.crt=%s --from-file=tls.crt=%s --from-file=tls.key=%s
-  cat <<EOF | %s apply -f -
-  apiVersion: marina.dev/v1alpha1
-  kind: ControlPlane
-  metadata: {name: first, namespace: default}
-  spec:
-    version: v1.16.0
-    dataCenter: %s
-    etcd:
-      external:
-        endpoints: [%s]
-        tlsSecretRef: {name: external-etcd-client}
-        keyPrefix: /marina/%s/first
-    certificates:
-      issuerRef: {name: %s, kind: ClusterIssuer}
-  EOF
-  %s get cp -A
+A first federation control plane on the shared external etcd, with
+certificates from the environment's ClusterIssuer %[5]s and the Karmada CRDs
+from the mirror: put the etcd client certificate in a Secret, then apply it.
+  %[2]s -n default create secret generic %[6]s \
+    --from-file=ca.crt=%[7]s --from-file=tls.crt=%[8]s --from-file=tls.key=%[9]s
+  cat <<EOF | %[2]s apply -f -
+%[10]s  EOF
+  %[2]s get cp -A -w             # Ready in about half a minute
+  %[2]s -n default get secret first-admin-kubeconfig -o jsonpath='{.data.kubeconfig}' | base64 -d
+
+The admin kubeconfig names the API server's Service, which resolves inside
+the cluster; from this machine, reach a pod of it (kubectl -n default get
+pods -l app.kubernetes.io/instance=first -o wide) with that name as the TLS
+server name.
 
 `+"`make status`"+` shows the health of every part; `+"`make down`"+` removes everything.
-`, dcs[0].Kubeconfig(), kubectl, kubectl, localenv.MarinaNamespace, kubectl, kubectl, localenv.MembersNamespace, kubectl,
-		localenv.ClusterIssuerName, kubectl, ca, cert, key, kubectl, dcs[0].Name, strings.Join(etcd.Endpoints(), ", "), dcs[0].Name,
-		localenv.ClusterIssuerName, kubectl)
+`, dcs[0].Kubeconfig(), kubectl, localenv.MarinaNamespace, localenv.MembersNamespace, localenv.ClusterIssuerName,
+		localenv.EtcdClientSecretName, ca, cert, key, indent(string(cpYAML), "  "))
+	return nil
+}
+
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line != "" {
+			b.WriteString(prefix + line)
+		}
+	}
+	return b.String()
 }

@@ -49,6 +49,13 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 		}
 	}
 
+	if isEnabled(cp, "webhook") {
+		if err := r.registerWebhook(ctx, s); err != nil {
+			s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+			return retryAfter(r.RetryAfter), nil
+		}
+	}
+
 	var pending []string
 	for _, part := range parts {
 		p, err := r.deploymentProblem(ctx, cp.Namespace, cp.Name+"-"+part)
@@ -113,6 +120,67 @@ func (r *Reconciler) registerAggregatedAPIServer(ctx context.Context, s *scope) 
 		},
 	}}
 	return r.applyFederation(ctx, s, svcObj, apiService)
+}
+
+// engineWebhooks are the engine's admission webhooks: resource (plural) in
+// group, scope, and whether it mutates, validates or both. The paths follow
+// the engine's convention, /mutate-<kind> and /validate-<kind>, lowercase.
+var engineWebhooks = []struct {
+	group, resource, kind, scope string
+	mutate, validate             bool
+}{
+	{"policy.karmada.io", "propagationpolicies", "propagationpolicy", "Namespaced", true, true},
+	{"policy.karmada.io", "clusterpropagationpolicies", "clusterpropagationpolicy", "Cluster", true, true},
+	{"policy.karmada.io", "overridepolicies", "overridepolicy", "Namespaced", true, true},
+	{"policy.karmada.io", "clusteroverridepolicies", "clusteroverridepolicy", "Cluster", false, true},
+	{"work.karmada.io", "works", "work", "Namespaced", true, false},
+	{"cluster.karmada.io", "clusters", "cluster", "Cluster", false, true},
+}
+
+// registerWebhook points the federation API server's admission at the
+// engine's webhook in the management cluster, trusting its serving CA.
+// Failing closed, as the engine's installers do: a policy the webhook
+// cannot check is not stored.
+func (r *Reconciler) registerWebhook(ctx context.Context, s *scope) error {
+	cp := s.cp
+	sec, ok := s.secrets[cp.Name+"-webhook-tls"]
+	if !ok {
+		return fmt.Errorf("secret %s-webhook-tls is missing", cp.Name)
+	}
+	caBundle := base64.StdEncoding.EncodeToString(sec.Data["ca.crt"])
+	base := fmt.Sprintf("https://%s-webhook.%s.svc:443/", cp.Name, cp.Namespace)
+	var mutating, validating []any
+	for _, w := range engineWebhooks {
+		hook := func(verb string) map[string]any {
+			return map[string]any{
+				"name": w.kind + ".karmada.io",
+				"rules": []any{map[string]any{
+					"operations": []any{"CREATE", "UPDATE"}, "apiGroups": []any{w.group},
+					"apiVersions": []any{"*"}, "resources": []any{w.resource}, "scope": w.scope,
+				}},
+				"clientConfig":            map[string]any{"url": base + verb + "-" + w.kind, "caBundle": caBundle},
+				"failurePolicy":           "Fail",
+				"sideEffects":             "None",
+				"admissionReviewVersions": []any{"v1"},
+				"timeoutSeconds":          int64(3),
+			}
+		}
+		if w.mutate {
+			mutating = append(mutating, hook("mutate"))
+		}
+		if w.validate {
+			validating = append(validating, hook("validate"))
+		}
+	}
+	config := func(kind, name string, hooks []any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+			"metadata": map[string]any{"name": name}, "webhooks": hooks,
+		}}
+	}
+	return r.applyFederation(ctx, s,
+		config("MutatingWebhookConfiguration", "karmada-mutating", mutating),
+		config("ValidatingWebhookConfiguration", "karmada-validating", validating))
 }
 
 // applyFederation applies objects inside the control plane's API server.

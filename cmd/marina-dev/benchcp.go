@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/localenv"
+)
+
+// cpBench holds the control plane figures of the report.
+type cpBench struct {
+	single     []time.Duration    // create → Ready, one at a time
+	concurrent time.Duration      // create 5 → all Ready
+	each       []time.Duration    // each of the 5
+	base, with operatorMetrics    // the operator with no control plane, and with 5
+	steady     map[string]float64 // requests per minute by host kind and verb
+	n          int
+}
+
+// benchControlPlanes measures the controlplane operator in the first data
+// center: create → Ready of one control plane (three runs, for a median),
+// then of five at once, the operator's memory per control plane and its API
+// requests per minute once they are all Ready.
+func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error) {
+	dc := env.DataCenters()[0]
+	cfg, err := clientcmd.BuildConfigFromFlags("", dc.Kubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = marinav1alpha1.AddToScheme(scheme)
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	const ns = "marina-bench"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	defer func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) }()
+	sec, err := env.EtcdClientSecret(ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	metricsURL, err := operatorMetricsURL(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+
+	b := &cpBench{n: 5}
+	if b.base, err = scrape(ctx, metricsURL); err != nil {
+		return nil, err
+	}
+	for i := range 3 {
+		d, err := provision(ctx, env, c, dc, ns, []string{fmt.Sprintf("single-%d", i)})
+		if err != nil {
+			return nil, err
+		}
+		b.single = append(b.single, d[0])
+		if err := deleteAll(ctx, c, ns); err != nil {
+			return nil, err
+		}
+	}
+
+	var names []string
+	for i := range b.n {
+		names = append(names, fmt.Sprintf("five-%d", i))
+	}
+	start := time.Now()
+	if b.each, err = provision(ctx, env, c, dc, ns, names); err != nil {
+		return nil, err
+	}
+	b.concurrent = time.Since(start)
+
+	// Steady state: let the last status writes settle, then count what the
+	// operator asks of API servers over one minute.
+	time.Sleep(30 * time.Second)
+	before, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Minute)
+	after, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	b.with = after
+	b.steady = map[string]float64{}
+	for k, v := range after.requests {
+		if d := v - before.requests[k]; d > 0 {
+			b.steady[k] = d
+		}
+	}
+	return b, deleteAll(ctx, c, ns)
+}
+
+// provision creates the ControlPlanes at once and returns how long each
+// took to become Ready.
+func provision(ctx context.Context, env *localenv.Env, c client.Client, dc localenv.DataCenter, ns string, names []string) ([]time.Duration, error) {
+	start := time.Now()
+	for _, n := range names {
+		cp, err := env.ControlPlane(dc, ns, n)
+		if err != nil {
+			return nil, err
+		}
+		cp.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
+		if err := c.Create(ctx, cp); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, len(names))
+	var wg sync.WaitGroup
+	errs := make(chan error, len(names))
+	for i, n := range names {
+		wg.Go(func() {
+			deadline := time.Now().Add(5 * time.Minute)
+			cp := &marinav1alpha1.ControlPlane{}
+			for time.Now().Before(deadline) {
+				if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, cp); err == nil {
+					if r := meta.FindStatusCondition(cp.Status.Conditions, marinav1alpha1.ConditionReady); r != nil && r.Status == metav1.ConditionTrue {
+						out[i] = time.Since(start)
+						return
+					}
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			errs <- fmt.Errorf("ControlPlane %s not Ready after 5 minutes", n)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return out, <-errs
+}
+
+func deleteAll(ctx context.Context, c client.Client, ns string) error {
+	if err := c.DeleteAllOf(ctx, &marinav1alpha1.ControlPlane{}, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		l := &marinav1alpha1.ControlPlaneList{}
+		if err := c.List(ctx, l, client.InNamespace(ns)); err == nil && len(l.Items) == 0 {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("ControlPlanes in %s not deleted after 3 minutes", ns)
+}
+
+// operatorMetricsURL is the metrics endpoint of the controlplane operator's
+// leader; pods are reachable from the host through the environment's routes.
+func operatorMetricsURL(ctx context.Context, c client.Client) (string, error) {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(localenv.MarinaNamespace), client.MatchingLabels{"app.kubernetes.io/name": "marina-controlplane"}); err != nil {
+		return "", err
+	}
+	for _, p := range pods.Items {
+		if p.Status.PodIP != "" && p.DeletionTimestamp == nil {
+			return "http://" + p.Status.PodIP + ":8080/metrics", nil
+		}
+	}
+	return "", fmt.Errorf("no running marina-controlplane pod in %s", localenv.MarinaNamespace)
+}
+
+// operatorMetrics are the figures read from the operator's metrics.
+type operatorMetrics struct {
+	rss, heap float64
+	// requests by "<mgmt|federation> <verb>"
+	requests map[string]float64
+}
+
+func scrape(ctx context.Context, url string) (operatorMetrics, error) {
+	m := operatorMetrics{requests: map[string]float64{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return m, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return m, fmt.Errorf("scrape the operator's metrics: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := sample(line)
+		if !ok {
+			continue
+		}
+		switch {
+		case name == "process_resident_memory_bytes":
+			m.rss = value
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heap = value
+		case strings.HasPrefix(name, "rest_client_requests_total{"):
+			host := label(name, "host")
+			kind := "federation"
+			if strings.HasPrefix(host, "10.") || strings.Contains(host, "kubernetes.default") {
+				kind = "management"
+			}
+			m.requests[kind+" "+label(name, "method")] += value
+		}
+	}
+	return m, sc.Err()
+}
+
+func sample(line string) (string, float64, bool) {
+	if line == "" || line[0] == '#' {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(line, ' ')
+	if i < 0 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseFloat(line[i+1:], 64)
+	return line[:i], v, err == nil
+}
+
+func label(series, name string) string {
+	_, rest, ok := strings.Cut(series, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// report writes the control plane section of the benchmark report.
+func (b *cpBench) report(w *strings.Builder) {
+	sorted := slices.Clone(b.single)
+	slices.Sort(sorted)
+	fmt.Fprintf(w, "\n## Control planes (dc1, external etcd, images cached)\n\n")
+	fmt.Fprintf(w, "| measure | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(w, "| one control plane, create → Ready (p50 of %d: %s) | %s | ≤ 30 s |\n", len(sorted), durations(b.single), sorted[len(sorted)/2].Round(100*time.Millisecond))
+	fmt.Fprintf(w, "| %d control planes at once, create → all Ready (each: %s) | %s | ≤ 2 min |\n", b.n, durations(b.each), b.concurrent.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "| operator memory per control plane (RSS, %d vs 0) | %.2f MiB (%.0f → %.0f MiB) | ≤ 5 MiB |\n", b.n, (b.with.rss-b.base.rss)/float64(b.n)/(1<<20), b.base.rss/(1<<20), b.with.rss/(1<<20))
+	fmt.Fprintf(w, "| operator Go heap in use per control plane | %.2f MiB (%.1f → %.1f MiB) | |\n", (b.with.heap-b.base.heap)/float64(b.n)/(1<<20), b.base.heap/(1<<20), b.with.heap/(1<<20))
+	var keys []string
+	writes := 0.0
+	for k, v := range b.steady {
+		keys = append(keys, fmt.Sprintf("%s %.0f", k, v))
+		if verb := strings.Fields(k)[1]; verb != "GET" && verb != "LIST" && verb != "WATCH" {
+			writes += v
+		}
+	}
+	slices.Sort(keys)
+	detail := "none"
+	if len(keys) > 0 {
+		detail = strings.Join(keys, ", ")
+	}
+	fmt.Fprintf(w, "| operator API requests per minute at steady state (%d Ready) | %s | no writes (%.0f) |\n", b.n, detail, writes)
+	fmt.Fprintf(w, "\nRequests are client-go's `rest_client_requests_total` of the operator, by API server and verb, over one minute starting 30 s after the last control plane became Ready. Memory is the operator's `process_resident_memory_bytes` and `go_memstats_heap_inuse_bytes`.\n")
+}
+
+func durations(ds []time.Duration) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, d.Round(100*time.Millisecond).String())
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,436 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/kubeconfig"
+	"github.com/marina-platform/marina/internal/localenv"
+	"github.com/marina-platform/marina/internal/localenv/pki"
+)
+
+var mgmtScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = marinav1alpha1.AddToScheme(s)
+	_ = apiextensionsv1.AddToScheme(s)
+	return s
+}()
+
+// TestControlPlanes runs three control planes side by side, two in dc1 (one
+// with a custom CA) and one in dc2, all on the shared external etcd, then
+// breaks and fixes an input, upgrades one and deletes them all.
+func TestControlPlanes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	dcs := env.DataCenters()
+	dc1, dc2 := dcs[0], dcs[1]
+	ns := fmt.Sprintf("e2e-cp-%d", time.Now().Unix()%100000)
+	mgmt := map[string]client.Client{dc1.Name: mgmtClient(t, dc1.Kubeconfig()), dc2.Name: mgmtClient(t, dc2.Kubeconfig())}
+
+	// The custom CA, a Secret of the user's like the etcd client's.
+	ca, err := pki.NewCA("e2e custom CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPair, err := ca.KeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dc := range dcs {
+		c := mgmt[dc.Name]
+		mustCreate(ctx, t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		etcdSecret, err := env.EtcdClientSecret(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(ctx, t, c, etcdSecret)
+		t.Cleanup(func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
+	}
+	mustCreate(ctx, t, mgmt[dc1.Name], &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "custom-ca"},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": caPair.CertPEM, "tls.key": caPair.KeyPEM},
+	})
+
+	newCP := func(dc localenv.DataCenter, name string) *marinav1alpha1.ControlPlane {
+		cp, err := env.ControlPlane(dc, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	alpha := newCP(dc1, "alpha")
+	alpha.Spec.Certificates = marinav1alpha1.CertificatesSpec{CASecretRef: &marinav1alpha1.SecretReference{Name: "custom-ca"}}
+	alpha.Spec.PriorityClassName = "marina-control-plane-critical"
+	alpha.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
+	// A NodePort, so the test reaches the API server through the node as
+	// its pods are replaced during the upgrade.
+	alpha.Spec.Components.APIServer.Service.Type = corev1.ServiceTypeNodePort
+	beta := newCP(dc1, "beta")
+	gamma := newCP(dc2, "gamma")
+	gamma.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
+	all := []struct {
+		cp *marinav1alpha1.ControlPlane
+		dc localenv.DataCenter
+	}{{alpha, dc1}, {beta, dc1}, {gamma, dc2}}
+
+	start := time.Now()
+	for _, x := range all {
+		mustCreate(ctx, t, mgmt[x.dc.Name], x.cp)
+	}
+	for _, x := range all {
+		waitReady(ctx, t, mgmt[x.dc.Name], x.cp, 5*time.Minute)
+		t.Logf("%s/%s Ready %s after creation", x.dc.Name, x.cp.Name, time.Since(start).Round(time.Second))
+	}
+
+	// Each answers through its admin kubeconfig, and the serving chain
+	// verifies against the issuer's CA: the custom one for alpha.
+	envCA, err := env.CA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed := map[string]client.Client{}
+	for _, x := range all {
+		root := envCA.Cert
+		if x.cp.Name == "alpha" {
+			root = ca.Cert
+		}
+		fed[x.cp.Name] = federationClient(ctx, t, mgmt[x.dc.Name], x.dc, x.cp, root)
+	}
+
+	t.Run("data lands under the key prefix", func(t *testing.T) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e2e-marker"}, Data: map[string]string{"k": "v"}}
+		mustCreate(ctx, t, fed["alpha"], cm)
+		cli, err := env.ExternalEtcd().Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		key := alpha.Spec.Etcd.External.KeyPrefix + "/configmaps/default/e2e-marker"
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) != 1 {
+			t.Errorf("no key %s in the external etcd", key)
+		}
+		// beta's API server does not see alpha's data.
+		if err := fed["beta"].Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+			t.Errorf("beta sees alpha's ConfigMap: %v", err)
+		}
+	})
+
+	t.Run("pods carry the priority class", func(t *testing.T) {
+		pods := &corev1.PodList{}
+		if err := mgmt[dc1.Name].List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "alpha"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) < 2 {
+			t.Fatalf("%d pods of alpha, want the API server and kube-controller-manager", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if p.Spec.PriorityClassName != "marina-control-plane-critical" || p.Spec.Priority == nil || *p.Spec.Priority != 1000000 {
+				t.Errorf("pod %s: priority class %q, priority %v", p.Name, p.Spec.PriorityClassName, p.Spec.Priority)
+			}
+		}
+	})
+
+	t.Run("CRDs from the mirror are established", func(t *testing.T) {
+		for name, c := range fed {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := c.Get(ctx, client.ObjectKey{Name: "propagationpolicies.policy.karmada.io"}, crd); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if err := c.Get(ctx, client.ObjectKey{Name: "clusters.cluster.karmada.io"}, crd); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+
+	t.Run("a wrong checksum is reported and nothing stops", func(t *testing.T) {
+		c := mgmt[dc1.Name]
+		good := beta.Spec.CRDs.HTTP.SHA256
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.SHA256 = strings.Repeat("0", 64) })
+		got := waitCondition(ctx, t, c, beta, marinav1alpha1.ConditionCRDsReady, metav1.ConditionFalse, marinav1alpha1.ReasonChecksumMismatch)
+		if msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionCRDsReady).Message; !strings.Contains(msg, good) {
+			t.Errorf("the message does not name the bundle's actual checksum: %s", msg)
+		}
+		if err := fed["beta"].List(ctx, &corev1.NamespaceList{}); err != nil {
+			t.Errorf("beta's API server stopped answering: %v", err)
+		}
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.SHA256 = good })
+		waitReady(ctx, t, c, beta, 2*time.Minute)
+	})
+
+	t.Run("upgrade rolls every component without downtime", func(t *testing.T) {
+		c := mgmt[dc1.Name]
+		stop := make(chan struct{})
+		failures := make(chan error, 1000)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					close(failures)
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				if err := fed["alpha"].List(ctx, &corev1.ConfigMapList{}, client.InNamespace("default")); err != nil {
+					failures <- err
+				}
+			}
+		}()
+		patchCP(ctx, t, c, alpha, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Version = "v1.16.1" })
+		got := waitReady(ctx, t, c, alpha, 3*time.Minute)
+		close(stop)
+		var errs []string
+		for err := range failures {
+			errs = append(errs, err.Error())
+		}
+		if len(errs) > 0 {
+			t.Errorf("%d requests to alpha failed during the upgrade, such as: %s", len(errs), errs[0])
+		}
+		if got.Status.Version != "v1.16.1" {
+			t.Errorf("status.version = %q after the upgrade", got.Status.Version)
+		}
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "alpha"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if v := p.Labels["app.kubernetes.io/version"]; v != "v1.16.1" && p.DeletionTimestamp == nil {
+				t.Errorf("pod %s still runs version %s", p.Name, v)
+			}
+		}
+	})
+
+	t.Run("delete leaves nothing behind but the user's Secrets", func(t *testing.T) {
+		cli, err := env.ExternalEtcd().Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		for _, x := range all {
+			if err := mgmt[x.dc.Name].Delete(ctx, x.cp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, x := range all {
+			c := mgmt[x.dc.Name]
+			waitFor(ctx, t, "ControlPlane "+x.cp.Name+" to be deleted", func() bool {
+				return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(x.cp), &marinav1alpha1.ControlPlane{}))
+			})
+			for _, kind := range []string{"Deployment", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget"} {
+				l := &unstructured.UnstructuredList{}
+				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "PodDisruptionBudget": "policy/v1"}[kind])
+				if l.GetAPIVersion() == "" {
+					l.SetAPIVersion("v1")
+				}
+				l.SetKind(kind + "List")
+				if err := c.List(ctx, l, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": x.cp.Name}); err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range l.Items {
+					t.Errorf("%s: %s %s left behind", x.cp.Name, kind, o.GetName())
+				}
+			}
+			for _, kind := range []string{"Certificate", "Issuer"} {
+				l := &unstructured.UnstructuredList{}
+				l.SetAPIVersion("cert-manager.io/v1")
+				l.SetKind(kind + "List")
+				if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range l.Items {
+					if strings.HasPrefix(o.GetName(), x.cp.Name+"-") {
+						t.Errorf("%s: %s %s left behind", x.cp.Name, kind, o.GetName())
+					}
+				}
+			}
+			resp, err := cli.Get(ctx, x.cp.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil {
+				t.Fatal(err)
+			}
+			retained := x.cp.Spec.DeletionPolicy != marinav1alpha1.DeletionPolicyDelete
+			if retained && resp.Count == 0 || !retained && resp.Count != 0 {
+				t.Errorf("%s (deletionPolicy %s): %d keys under %s", x.cp.Name, x.cp.Spec.DeletionPolicy, resp.Count, x.cp.Spec.Etcd.External.KeyPrefix)
+			}
+		}
+		for _, name := range []string{"custom-ca", localenv.EtcdClientSecretName} {
+			if err := mgmt[dc1.Name].Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}); err != nil {
+				t.Errorf("the user's Secret %s: %v", name, err)
+			}
+		}
+		// beta kept its keys (Retain); remove them as its owner would.
+		if _, err := cli.Delete(ctx, beta.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix()); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func mgmtClient(t *testing.T, kubeconfigPath string) client.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: mgmtScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustCreate(ctx context.Context, t *testing.T, c client.Client, obj client.Object) {
+	t.Helper()
+	if err := c.Create(ctx, obj); err != nil {
+		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+func patchCP(ctx context.Context, t *testing.T, c client.Client, cp *marinav1alpha1.ControlPlane, mutate func(*marinav1alpha1.ControlPlane)) {
+	t.Helper()
+	if err := c.Get(ctx, client.ObjectKeyFromObject(cp), cp); err != nil {
+		t.Fatal(err)
+	}
+	before := cp.DeepCopy()
+	mutate(cp)
+	if err := c.Patch(ctx, cp, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady waits until the ControlPlane is Ready for its current spec.
+func waitReady(ctx context.Context, t *testing.T, c client.Client, cp *marinav1alpha1.ControlPlane, timeout time.Duration) *marinav1alpha1.ControlPlane {
+	t.Helper()
+	got := &marinav1alpha1.ControlPlane{}
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), got); err == nil {
+			ready := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionReady)
+			if ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == got.Generation && got.Status.Version == got.Spec.Version {
+				return got
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("ControlPlane %s is not Ready after %s:\n%s", cp.Name, timeout, describe(got))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func waitCondition(ctx context.Context, t *testing.T, c client.Client, cp *marinav1alpha1.ControlPlane, typ string, status metav1.ConditionStatus, reason string) *marinav1alpha1.ControlPlane {
+	t.Helper()
+	got := &marinav1alpha1.ControlPlane{}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), got); err == nil {
+			if cond := meta.FindStatusCondition(got.Status.Conditions, typ); cond != nil && cond.Status == status && cond.Reason == reason {
+				return got
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("ControlPlane %s: %s never became %s/%s:\n%s", cp.Name, typ, status, reason, describe(got))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func describe(cp *marinav1alpha1.ControlPlane) string {
+	var b strings.Builder
+	for _, c := range cp.Status.Conditions {
+		fmt.Fprintf(&b, "  %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return b.String()
+}
+
+// federationClient reads the admin kubeconfig the operator published and
+// reaches the API server from the host. The Service's name resolves only
+// inside the cluster, so it dials the node port when there is one, else a
+// pod of the API server, while verifying the certificate for the Service's
+// name against root alone.
+func federationClient(ctx context.Context, t *testing.T, mgmt client.Client, dc localenv.DataCenter, cp *marinav1alpha1.ControlPlane, root *x509.Certificate) client.Client {
+	t.Helper()
+	got := &marinav1alpha1.ControlPlane{}
+	if err := mgmt.Get(ctx, client.ObjectKeyFromObject(cp), got); err != nil {
+		t.Fatal(err)
+	}
+	ref := got.Status.AdminKubeconfigSecretRef
+	if ref == nil {
+		t.Fatalf("%s: no status.adminKubeconfigSecretRef", cp.Name)
+	}
+	sec := &corev1.Secret{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, sec); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := kubeconfig.RESTConfig(sec.Data[ref.Key])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != got.Status.Endpoint {
+		t.Errorf("%s: the admin kubeconfig's server %s is not status.endpoint %s", cp.Name, cfg.Host, got.Status.Endpoint)
+	}
+	serverName, port, _ := net.SplitHostPort(strings.TrimPrefix(cfg.Host, "https://"))
+	svc := &corev1.Service{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: cp.Name + "-apiserver"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Type == corev1.ServiceTypeNodePort {
+		cfg.Host = "https://" + net.JoinHostPort(dc.NodeHost.IP.String(), fmt.Sprint(svc.Spec.Ports[0].NodePort))
+	} else {
+		pods := &corev1.PodList{}
+		if err := mgmt.List(ctx, pods, client.InNamespace(cp.Namespace), client.MatchingLabels{
+			"app.kubernetes.io/instance": cp.Name, "app.kubernetes.io/component": "apiserver",
+		}); err != nil || len(pods.Items) == 0 {
+			t.Fatalf("%s: no API server pod (%v)", cp.Name, err)
+		}
+		cfg.Host = "https://" + net.JoinHostPort(pods.Items[0].Status.PodIP, port)
+	}
+	cfg.TLSClientConfig.ServerName = serverName
+
+	// The chain must verify against root, not against the ca.crt the
+	// issuer put into the Secret.
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", strings.TrimPrefix(cfg.Host, "https://"), &tls.Config{
+		ServerName: serverName, RootCAs: roots, MinVersion: tls.VersionTLS12,
+	})
+	if err != nil {
+		t.Fatalf("%s: the serving certificate does not verify for %s against the expected CA: %v", cp.Name, serverName, err)
+	}
+	_ = conn.Close()
+
+	c, err := client.New(rest.CopyConfig(cfg), client.Options{Scheme: mgmtScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss := &corev1.NamespaceList{}
+	if err := c.List(ctx, nss); err != nil {
+		t.Fatalf("%s does not answer through its admin kubeconfig: %v", cp.Name, err)
+	}
+	if !slices.ContainsFunc(nss.Items, func(n corev1.Namespace) bool { return n.Name == "kube-system" }) {
+		t.Errorf("%s: no kube-system namespace: %v", cp.Name, nss.Items)
+	}
+	return c
+}

@@ -1,0 +1,108 @@
+package localenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+)
+
+// EtcdClientSecretName is the Secret a ControlPlane of the environment
+// names in spec.etcd.external.tlsSecretRef: the shared external etcd's
+// client certificate.
+const EtcdClientSecretName = "external-etcd-client"
+
+// KarmadaCRDBundle is the published name of the Karmada CRD bundle.
+const KarmadaCRDBundle = "karmada-crds-" + KarmadaCRDVersion + ".tar.gz"
+
+// ControlPlane is a ControlPlane that runs in this environment: on the
+// shared external etcd under its own key prefix, with certificates from the
+// environment's ClusterIssuer, the Kubernetes images built from source
+// (never pulled), the engine's components off (there are no images for
+// them), and the Karmada CRD bundle from the environment's HTTP mirror.
+// `make up` prints it; the e2e tests start from it.
+func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alpha1.ControlPlane, error) {
+	v, err := ReadVersions(e.opts.RepoRoot)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := e.bundleSHA256(KarmadaCRDBundle)
+	if err != nil {
+		return nil, err
+	}
+	off := ptr.To(false)
+	return &marinav1alpha1.ControlPlane{
+		TypeMeta:   metav1.TypeMeta{APIVersion: marinav1alpha1.GroupVersion.String(), Kind: "ControlPlane"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: marinav1alpha1.ControlPlaneSpec{
+			Version:           KarmadaCRDVersion,
+			DataCenter:        dc.Name,
+			ImagePullPolicy:   corev1.PullNever,
+			PriorityClassName: "marina-control-plane",
+			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
+				Endpoints:    e.ExternalEtcd().Endpoints(),
+				TLSSecretRef: marinav1alpha1.SecretReference{Name: EtcdClientSecretName},
+				KeyPrefix:    fmt.Sprintf("/marina/%s/%s/%s", dc.Name, namespace, name),
+			}},
+			Certificates: marinav1alpha1.CertificatesSpec{
+				IssuerRef: &marinav1alpha1.IssuerReference{Name: ClusterIssuerName, Kind: "ClusterIssuer"},
+			},
+			Components: marinav1alpha1.ComponentsSpec{
+				APIServer: marinav1alpha1.APIServerComponent{ComponentSpec: marinav1alpha1.ComponentSpec{
+					Image: v.kubeImage("kube-apiserver"), Resources: requests("50m", "128Mi"),
+				}},
+				KubeControllerManager: marinav1alpha1.ComponentSpec{
+					Image: v.kubeImage("kube-controller-manager"), Resources: requests("10m", "32Mi"),
+				},
+				AggregatedAPIServer: marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				ControllerManager:   marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Scheduler:           marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
+			},
+			CRDs: marinav1alpha1.CRDsSpec{HTTP: &marinav1alpha1.HTTPSource{URL: BundleURL(KarmadaCRDBundle), SHA256: sum}},
+		},
+	}, nil
+}
+
+// requests are small, so that several control planes fit on the
+// environment's one node per data center next to everything else.
+func requests(cpu, memory string) corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory),
+	}}
+}
+
+// EtcdClientSecret is the Secret with the shared external etcd's client
+// certificate, for a ControlPlane in namespace.
+func (e *Env) EtcdClientSecret(namespace string) (*corev1.Secret, error) {
+	ca, cert, key := e.ExternalEtcd().ClientFiles()
+	data := map[string][]byte{}
+	for k, f := range map[string]string{"ca.crt": ca, corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("external etcd client certificate: %w", err)
+		}
+		data[k] = b
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: EtcdClientSecretName},
+		Data:       data,
+	}, nil
+}
+
+// bundleSHA256 reads a published bundle's checksum file.
+func (e *Env) bundleSHA256(name string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(e.bundleDir(), name+".sha256"))
+	if err != nil {
+		return "", fmt.Errorf("checksum of bundle %s (is the environment up?): %w", name, err)
+	}
+	return strings.Fields(string(data))[0], nil
+}
