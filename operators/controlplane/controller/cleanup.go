@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -34,21 +35,38 @@ var ownedKinds = []schema.GroupVersionKind{
 	corev1.SchemeGroupVersion.WithKind("Secret"),
 }
 
-// owned lists the control plane's objects of one kind by their labels.
+// owned lists the control plane's objects of one kind by their labels, from
+// the cache: typed lists for Kubernetes' kinds, so they hit the same
+// label-restricted informers as the watches (an unstructured list would
+// start an informer of its own, over every object of the kind).
 // Secrets written by cert-manager carry the labels but no owner; everything
 // else must also be controlled by this ControlPlane.
-func (r *Reconciler) owned(ctx context.Context, cp *marinav1alpha1.ControlPlane, gvk schema.GroupVersionKind) ([]*unstructured.Unstructured, error) {
-	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+func (r *Reconciler) owned(ctx context.Context, cp *marinav1alpha1.ControlPlane, gvk schema.GroupVersionKind) ([]client.Object, error) {
+	listGVK := gvk.GroupVersion().WithKind(gvk.Kind + "List")
+	var list client.ObjectList
+	if obj, err := r.Client.Scheme().New(listGVK); err == nil {
+		list = obj.(client.ObjectList)
+	} else {
+		u := &unstructured.UnstructuredList{}
+		u.SetGroupVersionKind(listGVK)
+		list = u
+	}
 	if err := r.Client.List(ctx, list, client.InNamespace(cp.Namespace), client.MatchingLabels{
 		labelInstance: cp.Name, labelManagedBy: render.ManagedBy,
 	}); err != nil {
 		return nil, fmt.Errorf("list %ss of control plane %s: %w", gvk.Kind, cp.Name, err)
 	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
 	userSecrets := userSecretNames(cp)
-	var out []*unstructured.Unstructured
-	for i := range list.Items {
-		o := &list.Items[i]
+	var out []client.Object
+	for _, item := range items {
+		o, ok := item.(client.Object)
+		if !ok {
+			continue
+		}
 		if gvk.Kind == "Secret" {
 			// Never a Secret the user named in the spec, whatever its labels.
 			if slices.Contains(userSecrets, o.GetName()) {
