@@ -94,8 +94,19 @@ func (e *Env) imageList(v Versions, operatorTag string) []localImage {
 			pkg: "./operators/" + op, path: "/manager", user: nonRoot,
 		})
 	}
+	// The KMS plugin ships with the operators and carries their tag.
+	list = append(list, localImage{ref: KMSVaultImage(operatorTag), pkg: kmsVaultPkg, path: "/kms-vault", user: nonRoot})
 	return list
 }
+
+const kmsVaultPkg = "./cmd/kms-vault"
+
+// KMSVaultImage is the Vault KMS plugin's image for a tag of Marina's.
+func KMSVaultImage(tag string) string { return images.Registry + "/kms-vault:" + tag }
+
+// shipped says whether a package is one of Marina's released programs,
+// which carry the source version and make up the operators' tag.
+func shipped(pkg string) bool { return strings.HasPrefix(pkg, "./operators/") || pkg == kmsVaultPkg }
 
 // EchoImage answers HTTP with its host name; the smoke tests run it.
 const EchoImage = images.Registry + "/echoserver:v1"
@@ -125,7 +136,7 @@ func (e *Env) buildImages(ctx context.Context, v Versions) (built []builtImage, 
 		}
 		out := filepath.Join(dir, strings.TrimPrefix(strings.ReplaceAll(img.pkg, "/", "-"), ".-"))
 		ldflags := ""
-		if strings.HasPrefix(img.pkg, "./operators/") {
+		if shipped(img.pkg) {
 			ldflags = "-X github.com/marina-platform/marina/internal/version.Version=" + version
 		}
 		if err := goBuild(ctx, e.opts.RepoRoot, img.pkg, ldflags, out); err != nil {
