@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/network"
@@ -55,6 +57,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	// The clients report failures as errors; controller-runtime's own log
+	// would only print a warning with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	dir := localenv.DefaultDir()
 	if existing, err := localenv.Load(dir); err == nil {
 		// Up is idempotent: on a healthy environment it only checks, and it

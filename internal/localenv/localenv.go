@@ -270,7 +270,7 @@ func (e *Env) Up(ctx context.Context) error {
 	var versions Versions
 	var built []builtImage
 	var operatorTag string
-	if err := p.step("build images (pause, echoserver, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, Marina's operators)", func() (err error) {
+	if err := p.step("build images (pause, echoserver, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, Marina's operators and KMS plugin)", func() (err error) {
 		if versions, err = ReadVersions(e.opts.RepoRoot); err != nil {
 			return err
 		}

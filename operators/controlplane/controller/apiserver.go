@@ -42,7 +42,7 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 	}
 	cp.Status.Endpoint = r.endpoint(ctx, cp)
 
-	if p, err := r.deploymentProblem(ctx, cp.Namespace, cp.Name+"-apiserver"); err != nil || p != "" {
+	if p, err := r.deploymentProblem(ctx, s, cp.Name+"-apiserver"); err != nil || p != "" {
 		if err == nil {
 			s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, p)
 		}
@@ -68,14 +68,17 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 
 // deploymentProblem returns "" when Deployment name has rolled out, else
 // what it waits for.
-func (r *Reconciler) deploymentProblem(ctx context.Context, ns, name string) (string, error) {
+func (r *Reconciler) deploymentProblem(ctx context.Context, s *scope, name string) (string, error) {
 	d := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.cp.Namespace, Name: name}, d)
 	if apierrors.IsNotFound(err) {
 		return name + ": not created yet", nil
 	}
 	if err != nil {
 		return "", err
+	}
+	if s.stale("Deployment", d) {
+		return name + ": the change is not picked up yet", nil
 	}
 	return rolloutProblem(d), nil
 }

@@ -94,6 +94,7 @@ func (r *Reconciler) applyParts(ctx context.Context, s *scope, parts ...string) 
 		if err := r.apply(ctx, s.cp, obj); err != nil {
 			return err
 		}
+		s.applied[obj.GetKind()+"/"+obj.GetName()] = obj.GetGeneration()
 	}
 	return nil
 }

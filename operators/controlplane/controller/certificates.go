@@ -50,6 +50,7 @@ func (r *Reconciler) reconcileCertificates(ctx context.Context, s *scope) (resul
 		if err := r.apply(ctx, cp, obj); err != nil {
 			return proceed, err
 		}
+		s.applied[obj.GetKind()+"/"+obj.GetName()] = obj.GetGeneration()
 		if msg := r.certificateProblem(ctx, s, obj); msg != "" {
 			pending = append(pending, msg)
 		}
@@ -70,6 +71,9 @@ func (r *Reconciler) certificateProblem(ctx context.Context, s *scope, want *uns
 	got := newUnstructured(certificateGVK)
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), got); err != nil {
 		return want.GetName() + " (not in the cache yet)"
+	}
+	if s.stale("Certificate", got) {
+		return want.GetName() + " (the change is not in the cache yet)"
 	}
 	ready := readyCondition(got)
 	if ready == nil {

@@ -58,7 +58,7 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 
 	var pending []string
 	for _, part := range parts {
-		p, err := r.deploymentProblem(ctx, cp.Namespace, cp.Name+"-"+part)
+		p, err := r.deploymentProblem(ctx, s, cp.Name+"-"+part)
 		if err != nil {
 			return proceed, err
 		}

@@ -52,7 +52,11 @@ func (r *Reconciler) reconcileEtcd(ctx context.Context, s *scope) (result, error
 	if err != nil {
 		return proceed, err
 	}
-	if p := statefulSetProblem(sts); p != "" {
+	p := statefulSetProblem(sts)
+	if s.stale("StatefulSet", sts) {
+		p = sts.Name + ": the change is not picked up yet"
+	}
+	if p != "" {
 		s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, p)
 		return waitForChange(), nil
 	}

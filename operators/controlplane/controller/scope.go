@@ -36,13 +36,26 @@ type scope struct {
 	// secrets are the control plane's own Secrets (certificates and
 	// kubeconfigs) by name, as the cache holds them.
 	secrets map[string]*corev1.Secret
+	// applied holds the generation the API server gave each object this
+	// reconciliation applied, by "Kind/name": the cache may still hold the
+	// previous one, whose status describes the old spec.
+	applied map[string]int64
 	// fed reaches the control plane's API server once it answers.
 	fed     client.Client
 	fedREST rest.Interface
 }
 
 func newScope(cp *marinav1alpha1.ControlPlane) *scope {
-	return &scope{cp: cp, before: cp.DeepCopy()}
+	return &scope{cp: cp, before: cp.DeepCopy(), applied: map[string]int64{}}
+}
+
+// stale says whether the cached obj is older than what this reconciliation
+// applied.
+func (s *scope) stale(kind string, obj interface {
+	GetName() string
+	GetGeneration() int64
+}) bool {
+	return obj.GetGeneration() < s.applied[kind+"/"+obj.GetName()]
 }
 
 // result is what a stage tells the sequence: go on, or stop here and look
