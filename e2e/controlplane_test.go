@@ -182,33 +182,24 @@ func TestControlPlanes(t *testing.T) {
 		}
 		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.SHA256 = good })
 		waitReady(ctx, t, c, beta, 2*time.Minute)
+
+		// A URL the mirror does not serve.
+		goodURL := beta.Spec.CRDs.HTTP.URL
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = localenv.BundleURL("no-such-bundle.tar.gz") })
+		got = waitCondition(ctx, t, c, beta, marinav1alpha1.ConditionCRDsReady, metav1.ConditionFalse, marinav1alpha1.ReasonDownloadFailed)
+		if msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionCRDsReady).Message; !strings.Contains(msg, "404") {
+			t.Errorf("the message does not say what the mirror answered: %s", msg)
+		}
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = goodURL })
+		waitReady(ctx, t, c, beta, 2*time.Minute)
 	})
 
 	t.Run("upgrade rolls every component without downtime", func(t *testing.T) {
 		c := mgmt[dc1.Name]
-		stop := make(chan struct{})
-		failures := make(chan error, 1000)
-		go func() {
-			for {
-				select {
-				case <-stop:
-					close(failures)
-					return
-				case <-time.After(250 * time.Millisecond):
-				}
-				if err := fed["alpha"].List(ctx, &corev1.ConfigMapList{}, client.InNamespace("default")); err != nil {
-					failures <- err
-				}
-			}
-		}()
+		failures := watchRequests(ctx, fed["alpha"])
 		patchCP(ctx, t, c, alpha, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Version = "v1.16.1" })
 		got := waitReady(ctx, t, c, alpha, 3*time.Minute)
-		close(stop)
-		var errs []string
-		for err := range failures {
-			errs = append(errs, err.Error())
-		}
-		if len(errs) > 0 {
+		if errs := failures(); len(errs) > 0 {
 			t.Errorf("%d requests to alpha failed during the upgrade, such as: %s", len(errs), errs[0])
 		}
 		if got.Status.Version != "v1.16.1" {
@@ -222,6 +213,37 @@ func TestControlPlanes(t *testing.T) {
 			if v := p.Labels["app.kubernetes.io/version"]; v != "v1.16.1" && p.DeletionTimestamp == nil {
 				t.Errorf("pod %s still runs version %s", p.Name, v)
 			}
+		}
+	})
+
+	t.Run("a renewed certificate rolls the API server without downtime", func(t *testing.T) {
+		c := mgmt[dc1.Name]
+		before := servedSerial(ctx, t, c, dc1, alpha)
+		failures := watchRequests(ctx, fed["alpha"])
+		// What `cmctl renew` does: ask cert-manager to issue again now.
+		cert := &unstructured.Unstructured{}
+		cert.SetAPIVersion("cert-manager.io/v1")
+		cert.SetKind("Certificate")
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alpha-apiserver"}, cert); err != nil {
+			t.Fatal(err)
+		}
+		conds, _, _ := unstructured.NestedSlice(cert.Object, "status", "conditions")
+		conds = append(conds, map[string]any{
+			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+			"message": "renewal asked for by the e2e test", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+		})
+		if err := unstructured.SetNestedSlice(cert.Object, conds, "status", "conditions"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Status().Update(ctx, cert); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(ctx, t, "the API server to serve the renewed certificate", func() bool {
+			return servedSerial(ctx, t, c, dc1, alpha) != before
+		})
+		waitReady(ctx, t, c, alpha, 2*time.Minute)
+		if errs := failures(); len(errs) > 0 {
+			t.Errorf("%d requests to alpha failed during the renewal, such as: %s", len(errs), errs[0])
 		}
 	})
 
@@ -287,6 +309,45 @@ func TestControlPlanes(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// watchRequests sends a request to c every 250 ms until the returned
+// function is called, which returns the errors.
+func watchRequests(ctx context.Context, c client.Client) func() []string {
+	stop := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var errs []string
+		for {
+			select {
+			case <-stop:
+				done <- errs
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			if err := c.List(ctx, &corev1.ConfigMapList{}, client.InNamespace("default")); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	}()
+	return func() []string { close(stop); return <-done }
+}
+
+// servedSerial is the serial number of the certificate the API server
+// serves through its node port.
+func servedSerial(ctx context.Context, t *testing.T, mgmt client.Client, dc localenv.DataCenter, cp *marinav1alpha1.ControlPlane) string {
+	t.Helper()
+	svc := &corev1.Service{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: cp.Name + "-apiserver"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(dc.NodeHost.IP.String(), fmt.Sprint(svc.Spec.Ports[0].NodePort))
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only reads the serial
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
 func mgmtClient(t *testing.T, kubeconfigPath string) client.Client {

@@ -177,6 +177,7 @@ func printNext(env *localenv.Env) error {
 	}
 	delete(obj, "status")
 	delete(obj["metadata"].(map[string]any), "creationTimestamp")
+	pruneEmpty(obj)
 	cpYAML, err := yaml.Marshal(obj)
 	if err != nil {
 		return err
@@ -210,6 +211,19 @@ server name.
 `, dcs[0].Kubeconfig(), kubectl, localenv.MarinaNamespace, localenv.MembersNamespace, localenv.ClusterIssuerName,
 		localenv.EtcdClientSecretName, ca, cert, key, indent(string(cpYAML), "  "))
 	return nil
+}
+
+// pruneEmpty removes the empty maps Go's zero values leave in a converted
+// object (resources: {}, service: {}), which a person would not write.
+func pruneEmpty(m map[string]any) {
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			pruneEmpty(sub)
+			if len(sub) == 0 {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 func indent(s, prefix string) string {
