@@ -185,7 +185,9 @@ func TestControlPlanes(t *testing.T) {
 
 		// A URL the mirror does not serve.
 		goodURL := beta.Spec.CRDs.HTTP.URL
-		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = localenv.BundleURL("no-such-bundle.tar.gz") })
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) {
+			cp.Spec.CRDs.HTTP.URL = localenv.BundleURL("no-such-bundle.tar.gz")
+		})
 		got = waitCondition(ctx, t, c, beta, marinav1alpha1.ConditionCRDsReady, metav1.ConditionFalse, marinav1alpha1.ReasonDownloadFailed)
 		if msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionCRDsReady).Message; !strings.Contains(msg, "404") {
 			t.Errorf("the message does not say what the mirror answered: %s", msg)
