@@ -16,6 +16,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -91,10 +92,22 @@ func TestControlPlanes(t *testing.T) {
 	beta := newCP(dc1, "beta")
 	gamma := newCP(dc2, "gamma")
 	gamma.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
+	// delta runs its own etcd (on emptyDir: the environment has no storage
+	// provisioner). One member: four control planes and three etcd members
+	// overload the two cores this suite is sized for.
+	etcdImage, err := env.EtcdImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := newCP(dc2, "delta")
+	delta.Spec.Etcd = marinav1alpha1.EtcdSpec{Local: &marinav1alpha1.LocalEtcd{
+		Replicas: 1, Image: etcdImage, Storage: marinav1alpha1.EtcdStorage{Type: marinav1alpha1.EtcdStorageEmptyDir},
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
+	}}
 	all := []struct {
 		cp *marinav1alpha1.ControlPlane
 		dc localenv.DataCenter
-	}{{alpha, dc1}, {beta, dc1}, {gamma, dc2}}
+	}{{alpha, dc1}, {beta, dc1}, {gamma, dc2}, {delta, dc2}}
 
 	start := time.Now()
 	for _, x := range all {
@@ -139,6 +152,30 @@ func TestControlPlanes(t *testing.T) {
 		// beta's API server does not see alpha's data.
 		if err := fed["beta"].Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 			t.Errorf("beta sees alpha's ConfigMap: %v", err)
+		}
+	})
+
+	t.Run("local etcd runs", func(t *testing.T) {
+		c := mgmt[dc2.Name]
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "delta", "app.kubernetes.io/component": "etcd"}); err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if ready != 1 {
+			t.Errorf("%d of %d etcd pods ready, want 1", ready, len(pods.Items))
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e2e-local-etcd"}}
+		mustCreate(ctx, t, fed["delta"], cm)
+		if err := fed["delta"].Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+			t.Errorf("delta does not read back what it stored: %v", err)
 		}
 	})
 
@@ -265,9 +302,9 @@ func TestControlPlanes(t *testing.T) {
 			waitFor(ctx, t, "ControlPlane "+x.cp.Name+" to be deleted", func() bool {
 				return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(x.cp), &marinav1alpha1.ControlPlane{}))
 			})
-			for _, kind := range []string{"Deployment", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget"} {
+			for _, kind := range []string{"Deployment", "StatefulSet", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget", "PersistentVolumeClaim"} {
 				l := &unstructured.UnstructuredList{}
-				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "PodDisruptionBudget": "policy/v1"}[kind])
+				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "StatefulSet": "apps/v1", "PodDisruptionBudget": "policy/v1"}[kind])
 				if l.GetAPIVersion() == "" {
 					l.SetAPIVersion("v1")
 				}
@@ -291,6 +328,9 @@ func TestControlPlanes(t *testing.T) {
 						t.Errorf("%s: %s %s left behind", x.cp.Name, kind, o.GetName())
 					}
 				}
+			}
+			if x.cp.Spec.Etcd.External == nil {
+				continue // local etcd went with its StatefulSet, checked above
 			}
 			resp, err := cli.Get(ctx, x.cp.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 			if err != nil {

@@ -79,6 +79,16 @@ func requests(cpu, memory string) corev1.ResourceRequirements {
 	}}
 }
 
+// EtcdImage is the etcd image the environment builds, for a ControlPlane's
+// spec.etcd.local.image.
+func (e *Env) EtcdImage() (string, error) {
+	v, err := ReadVersions(e.opts.RepoRoot)
+	if err != nil {
+		return "", err
+	}
+	return v.etcdImage(), nil
+}
+
 // EtcdClientSecret is the Secret with the shared external etcd's client
 // certificate, for a ControlPlane in namespace.
 func (e *Env) EtcdClientSecret(namespace string) (*corev1.Secret, error) {

@@ -102,6 +102,9 @@ func priorityClassRefs(cp *marinav1alpha1.ControlPlane) []fieldRef {
 		}
 	}
 	add(cp.Spec.PriorityClassName, "spec.priorityClassName")
+	if l := cp.Spec.Etcd.Local; l != nil {
+		add(l.PriorityClassName, "spec.etcd.local.priorityClassName")
+	}
 	c := &cp.Spec.Components
 	add(c.APIServer.PriorityClassName, "spec.components.apiServer.priorityClassName")
 	add(c.KubeControllerManager.PriorityClassName, "spec.components.kubeControllerManager.priorityClassName")

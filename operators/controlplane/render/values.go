@@ -50,10 +50,13 @@ type EtcdValues struct {
 
 // LocalEtcdValues are the etcd StatefulSet's settings.
 type LocalEtcdValues struct {
-	Replicas  int32                        `json:"replicas,omitempty"`
-	Storage   *StorageValues               `json:"storage,omitempty"`
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
-	Checksums map[string]string            `json:"checksums,omitempty"`
+	Replicas          int32                        `json:"replicas,omitempty"`
+	Image             *ImageValues                 `json:"image,omitempty"`
+	ImagePullPolicy   corev1.PullPolicy            `json:"imagePullPolicy,omitempty"`
+	PriorityClassName string                       `json:"priorityClassName,omitempty"`
+	Storage           *StorageValues               `json:"storage,omitempty"`
+	Resources         *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Checksums         map[string]string            `json:"checksums,omitempty"`
 }
 
 // StorageValues is one etcd member's volume.
@@ -174,7 +177,13 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 		}
 	case spec.Etcd.Local != nil:
 		loc := spec.Etcd.Local
-		l := &LocalEtcdValues{Replicas: loc.Replicas, Checksums: opts.ComponentChecksums["etcd"]}
+		l := &LocalEtcdValues{
+			Replicas: loc.Replicas, Checksums: opts.ComponentChecksums["etcd"],
+			ImagePullPolicy: loc.ImagePullPolicy, PriorityClassName: loc.PriorityClassName,
+		}
+		if loc.Image != "" {
+			l.Image = &ImageValues{Reference: loc.Image}
+		}
 		st := StorageValues{Type: string(loc.Storage.Type), StorageClassName: loc.Storage.StorageClassName}
 		if loc.Storage.Size != nil {
 			st.Size = loc.Storage.Size.String()
