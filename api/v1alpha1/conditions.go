@@ -76,6 +76,13 @@ const (
 	ReasonAPIServerUnavailable = "APIServerUnavailable"
 	// ReasonRolloutInProgress: pods of a component are being replaced.
 	ReasonRolloutInProgress = "RolloutInProgress"
+	// ReasonDataCenterMismatch: the object names another data center than
+	// the operator that sees it serves.
+	ReasonDataCenterMismatch = "DataCenterMismatch"
+	// ReasonEncryptionUnsupported: spec.encryption asks for what this
+	// operator version cannot run; the control plane is not started
+	// unencrypted.
+	ReasonEncryptionUnsupported = "EncryptionUnsupported"
 
 	// ReasonClusterUnreachable: a member or peer API server did not answer.
 	ReasonClusterUnreachable = "ClusterUnreachable"

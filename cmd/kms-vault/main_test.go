@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -144,5 +143,5 @@ func httpGet(ctx context.Context, t *testing.T, url string) string {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET %s: %s %s", url, resp.Status, b)
 	}
-	return fmt.Sprint(string(b))
+	return string(b)
 }

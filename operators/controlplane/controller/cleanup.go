@@ -181,9 +181,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 			return ctrl.Result{}, err
 		}
 		if res.stop {
-			s.notReady(findCondition(cp.Status.Conditions, marinav1alpha1.ConditionEtcdReady).Reason,
+			s.notReady(meta.FindStatusCondition(cp.Status.Conditions, marinav1alpha1.ConditionEtcdReady).Reason,
 				"cannot delete the keys under "+ext.KeyPrefix+" (deletionPolicy Delete): "+
-					findCondition(cp.Status.Conditions, marinav1alpha1.ConditionEtcdReady).Message+"; fix it, or set deletionPolicy Retain to keep the keys")
+					meta.FindStatusCondition(cp.Status.Conditions, marinav1alpha1.ConditionEtcdReady).Message+"; fix it, or set deletionPolicy Retain to keep the keys")
 			return ctrl.Result{RequeueAfter: res.after}, nil
 		}
 		n, err := cluster.Purge(ctx, ext.KeyPrefix)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -163,7 +164,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	}
 	logger := log.FromContext(ctx)
 	for _, c := range cp.Status.Conditions {
-		old := findCondition(s.before.Status.Conditions, c.Type)
+		old := meta.FindStatusCondition(s.before.Status.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
 			continue
 		}

@@ -382,7 +382,7 @@ func TestBadInputIsReportedAndRecovers(t *testing.T) {
 		}}}
 		createCA(t, ns, "encrypted-ca")
 		create(t, cp)
-		waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, controller.ReasonEncryptionUnsupported)
+		waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonEncryptionUnsupported)
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "encrypted-apiserver"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 			t.Errorf("an API server was deployed without the encryption asked for: %v", err)
 		}
@@ -399,7 +399,7 @@ func TestOtherDataCenterAndSuspend(t *testing.T) {
 	elsewhere := externalEtcdControlPlane(ns, "elsewhere")
 	elsewhere.Spec.DataCenter = "dc2"
 	create(t, elsewhere)
-	got := waitCondition(t, elsewhere, marinav1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonDataCenterMismatch)
+	got := waitCondition(t, elsewhere, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonDataCenterMismatch)
 	if len(got.Finalizers) > 0 {
 		t.Errorf("finalizers %v on another data center's ControlPlane", got.Finalizers)
 	}

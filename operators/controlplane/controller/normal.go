@@ -15,14 +15,6 @@ import (
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
 
-// ReasonDataCenterMismatch: the ControlPlane names another data center than
-// the operator's.
-const ReasonDataCenterMismatch = "DataCenterMismatch"
-
-// ReasonEncryptionUnsupported: spec.encryption asks for what this operator
-// version cannot run yet; the control plane is not started unencrypted.
-const ReasonEncryptionUnsupported = "EncryptionUnsupported"
-
 type stage struct {
 	name string
 	run  func(context.Context, *scope) (result, error)
@@ -32,7 +24,7 @@ type stage struct {
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cp := s.cp
 	if cp.Spec.DataCenter != r.DataCenter {
-		s.notReady(ReasonDataCenterMismatch, fmt.Sprintf(
+		s.notReady(marinav1alpha1.ReasonDataCenterMismatch, fmt.Sprintf(
 			"spec.dataCenter is %q but this management cluster's operator serves %q; create the ControlPlane in %s's management cluster",
 			cp.Spec.DataCenter, r.DataCenter, cp.Spec.DataCenter))
 		return ctrl.Result{}, nil
@@ -150,7 +142,7 @@ func (r *Reconciler) reconcileEncryption(_ context.Context, s *scope) (result, e
 			"spec.encryption is not set: resources are stored unencrypted in etcd")
 		return proceed, nil
 	}
-	s.blocked(marinav1alpha1.ConditionEncryptionReady, ReasonEncryptionUnsupported,
+	s.blocked(marinav1alpha1.ConditionEncryptionReady, marinav1alpha1.ReasonEncryptionUnsupported,
 		"spec.encryption is set, but this operator version has no KMS plugin yet; remove spec.encryption or upgrade Marina. The control plane is not started unencrypted")
 	return waitForChange(), nil
 }

@@ -107,10 +107,6 @@ func (s *scope) notReady(reason, msg string) {
 	s.set(marinav1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 }
 
-func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
-	return meta.FindStatusCondition(cs, typ)
-}
-
 // isProblem says whether a reason asks a person to act (a Warning Event)
 // rather than report progress.
 func isProblem(reason string) bool {
