@@ -151,7 +151,7 @@ func alive(pid int, binary string) bool {
 	if binary == "" {
 		return true
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	cmdline, err := readCmdline(pid)
 	if err != nil {
 		return false
 	}
@@ -159,6 +159,24 @@ func alive(pid int, binary string) bool {
 	// Right after Start, a process in a network namespace may still be the
 	// nsenter that is about to exec the binary.
 	return argv0 == binary || filepath.Base(argv0) == filepath.Base(binary) || filepath.Base(argv0) == "nsenter"
+}
+
+// readCmdline reads a process's command line. While a process is in the
+// middle of execve the kernel shows an empty one for a moment; under load
+// that moment is long enough to be seen right after Start (nsenter exec'ing
+// the binary), and taking it for "not our process" made a healthy start look
+// like an early exit. An empty command line is therefore read again for a
+// little while; kernel threads, whose command line stays empty, still end
+// up as not ours.
+func readCmdline(pid int) ([]byte, error) {
+	path := fmt.Sprintf("/proc/%d/cmdline", pid)
+	for i := 0; ; i++ {
+		cmdline, err := os.ReadFile(path)
+		if err != nil || len(cmdline) > 0 || i == 20 {
+			return cmdline, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // NetNSPath is the file of a named network namespace.

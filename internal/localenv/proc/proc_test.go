@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,4 +75,49 @@ func TestOutputGoesToTheLogFile(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("log file never received the output")
+}
+
+// A process started in a network namespace is nsenter until it execs the
+// binary, and for a moment during that exec the kernel shows an empty
+// command line. Running must call it running throughout: on a busy CI
+// machine that moment once made the Vault dev server look as if it had
+// exited during start. The CPU is kept busy to widen the moment.
+func TestRunningThroughTheExecOfANetNSProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	ns := "marina-proc-test-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	for i := range 60 {
+		s := Spec{Name: "sleeper", Path: "/bin/sleep", Args: []string{"300"}, Dir: t.TempDir(), NetNS: ns}
+		if _, err := Start(s); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if _, ok := Running(s); !ok {
+				_ = Stop(s, time.Second)
+				t.Fatalf("start %d: Running says the process is gone while it execs", i)
+			}
+		}
+		if err := Stop(s, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
