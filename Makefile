@@ -26,9 +26,10 @@ CONTROLLER_GEN_VERSION := v0.23.0
 KUBE_BIN := $(CACHE)/kube/$(KUBE_VERSION)
 ETCD_BIN := $(CACHE)/etcd/$(ETCD_VERSION)
 CERT_MANAGER_BIN := $(CACHE)/cert-manager/$(CERT_MANAGER_VERSION)
-# The suffix names our transit-only dev server (hack/tools/vault/main.go),
-# so that a cache holding Vault's full binary is not taken for it.
-VAULT_BIN := $(CACHE)/vault/$(VAULT_VERSION)-devserver
+# The suffix names our transit-only dev server (hack/tools/vault/main.go)
+# and a hash of its source, so that neither Vault's full binary nor an
+# older dev server in the cache is taken for it.
+VAULT_BIN := $(CACHE)/vault/$(VAULT_VERSION)-devserver-$(shell sha256sum hack/tools/vault/main.go | cut -c1-12)
 COREDNS_BIN := $(CACHE)/coredns/$(COREDNS_VERSION)
 HELM_BIN := $(CACHE)/helm/$(HELM_VERSION)
 # One folder of symlinks to every binary the tests and the local environment

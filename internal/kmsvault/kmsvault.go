@@ -62,6 +62,12 @@ type Auth struct {
 	// Vault role, and the service account token file (the pod's projected
 	// token by default).
 	KubernetesPath, KubernetesRole, ServiceAccountTokenFile string
+
+	// Token, SecretID and ServiceAccountToken hold the credential itself
+	// instead of a file: for callers that have it in memory, such as the
+	// controlplane operator checking a ControlPlane's Vault settings before
+	// it starts the plugin. A file, when set, wins.
+	Token, SecretID, ServiceAccountToken string
 }
 
 // DefaultServiceAccountTokenFile is where Kubernetes mounts a pod's token.
@@ -69,10 +75,10 @@ const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceac
 
 func (a Auth) method() (string, error) {
 	var set []string
-	if a.TokenFile != "" {
+	if a.TokenFile != "" || a.Token != "" {
 		set = append(set, "token")
 	}
-	if a.RoleID != "" || a.SecretIDFile != "" {
+	if a.RoleID != "" || a.SecretIDFile != "" || a.SecretID != "" {
 		set = append(set, "approle")
 	}
 	if a.KubernetesRole != "" {
@@ -81,8 +87,8 @@ func (a Auth) method() (string, error) {
 	if len(set) != 1 {
 		return "", fmt.Errorf("exactly one Vault auth method is needed (a token file, an AppRole, or a Kubernetes role); got %d: %v", len(set), set)
 	}
-	if set[0] == "approle" && (a.RoleID == "" || a.SecretIDFile == "") {
-		return "", errors.New("AppRole auth needs both a role ID and a secret ID file")
+	if set[0] == "approle" && (a.RoleID == "" || (a.SecretIDFile == "" && a.SecretID == "")) {
+		return "", errors.New("AppRole auth needs both a role ID and a secret ID")
 	}
 	return set[0], nil
 }
@@ -307,13 +313,13 @@ func (s *Service) ensureLogin(ctx context.Context) error {
 	a := s.cfg.Auth
 	switch s.method {
 	case "token":
-		token, err := readTrimmed(a.TokenFile)
+		token, err := credential(a.Token, a.TokenFile)
 		if err != nil {
 			return fmt.Errorf("%w: token file: %v", ErrAuth, err)
 		}
 		s.client.SetToken(token)
 	case "approle":
-		secretID, err := readTrimmed(a.SecretIDFile)
+		secretID, err := credential(a.SecretID, a.SecretIDFile)
 		if err != nil {
 			return fmt.Errorf("%w: AppRole secret ID file: %v", ErrAuth, err)
 		}
@@ -321,7 +327,11 @@ func (s *Service) ensureLogin(ctx context.Context) error {
 			return err
 		}
 	case "kubernetes":
-		jwt, err := readTrimmed(orDefault(a.ServiceAccountTokenFile, DefaultServiceAccountTokenFile))
+		file := a.ServiceAccountTokenFile
+		if file == "" && a.ServiceAccountToken == "" {
+			file = DefaultServiceAccountTokenFile
+		}
+		jwt, err := credential(a.ServiceAccountToken, file)
 		if err != nil {
 			return fmt.Errorf("%w: service account token: %v", ErrAuth, err)
 		}
@@ -353,6 +363,18 @@ func (s *Service) login(ctx context.Context, path string, creds map[string]any) 
 	}
 	s.client.SetToken(secret.Auth.ClientToken)
 	return nil
+}
+
+// credential is the file's trimmed content when a file is named, else the
+// value itself.
+func credential(value, file string) (string, error) {
+	if file != "" {
+		return readTrimmed(file)
+	}
+	if v := strings.TrimSpace(value); v != "" {
+		return v, nil
+	}
+	return "", errors.New("the credential is empty")
 }
 
 func readTrimmed(file string) (string, error) {

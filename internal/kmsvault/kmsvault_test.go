@@ -155,7 +155,13 @@ path "transit/keys/marina" { capabilities = ["read"] }
 		t.Fatalf("decrypt = %q, %v", got, err)
 	}
 
-	bad := newService(t, srv, kmsvault.Auth{RoleID: roleID.Data["role_id"].(string), SecretIDFile: file(t, "not-the-secret-id")}, nil)
+	// The operator holds the secret ID in memory rather than in a file.
+	inMemory := newService(t, srv, kmsvault.Auth{RoleID: roleID.Data["role_id"].(string), SecretID: secretID.Data["secret_id"].(string)}, nil)
+	if _, err := inMemory.Status(ctx); err != nil {
+		t.Fatalf("status with the secret ID in memory: %v", err)
+	}
+
+	bad := newService(t, srv, kmsvault.Auth{RoleID: roleID.Data["role_id"].(string), SecretID: "not-the-secret-id"}, nil)
 	if _, err := bad.Encrypt(ctx, "", []byte("dek")); !errors.Is(err, kmsvault.ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
@@ -219,7 +225,8 @@ func TestConfigIsChecked(t *testing.T) {
 		{"no address", kmsvault.Config{KeyName: "k", Auth: kmsvault.Auth{TokenFile: "f"}}, "address"},
 		{"no auth", kmsvault.Config{Address: "https://v:8200", KeyName: "k"}, "exactly one Vault auth method"},
 		{"two auths", kmsvault.Config{Address: "https://v:8200", KeyName: "k", Auth: kmsvault.Auth{TokenFile: "f", KubernetesRole: "r"}}, "got 2"},
-		{"AppRole without secret", kmsvault.Config{Address: "https://v:8200", KeyName: "k", Auth: kmsvault.Auth{RoleID: "r"}}, "secret ID file"},
+		{"AppRole without secret", kmsvault.Config{Address: "https://v:8200", KeyName: "k", Auth: kmsvault.Auth{RoleID: "r"}}, "secret ID"},
+		{"token in memory and AppRole", kmsvault.Config{Address: "https://v:8200", KeyName: "k", Auth: kmsvault.Auth{Token: "t", RoleID: "r", SecretID: "s"}}, "got 2"},
 		{"bad CA", kmsvault.Config{Address: "https://v:8200", KeyName: "k", CACert: []byte("nope"), Auth: kmsvault.Auth{TokenFile: "f"}}, "no PEM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

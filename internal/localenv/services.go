@@ -38,6 +38,10 @@ const VaultRootToken = "marina-dev-root"
 func (e *Env) Vault() vault.Server {
 	return vault.Server{
 		Vault: e.bin("vault"), Dir: filepath.Join(e.opts.Dir, "shared", "vault"),
+		// On disk, so that stopping Vault for a while (an outage test, or
+		// a person trying one) does not lose the key every control plane's
+		// data is encrypted with.
+		DataDir:   filepath.Join(e.opts.Dir, "shared", "vault", "data"),
 		Address:   net.JoinHostPort(SharedHost.IP.String(), strconv.Itoa(VaultPort)),
 		RootToken: VaultRootToken, NetNS: SharedHost.Name,
 	}

@@ -14,6 +14,11 @@
 //	vault server -dev -dev-listen-address=127.0.0.1:8200 -dev-no-store-token -log-level=warn
 //
 // with the root token in VAULT_DEV_ROOT_TOKEN_ID.
+//
+// One flag of its own, -dev-data-dir=DIR, keeps the storage in DIR (Vault's
+// file backend) and the single unseal key next to it, so a restarted server
+// unseals itself and still has its mounts and transit keys, as a real Vault
+// would after an outage. Without it storage is in memory, as in -dev.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -38,6 +44,8 @@ import (
 	"github.com/hashicorp/vault/internalshared/configutil"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/physical"
+	"github.com/hashicorp/vault/sdk/physical/file"
 	"github.com/hashicorp/vault/sdk/physical/inmem"
 	"github.com/hashicorp/vault/vault"
 )
@@ -58,7 +66,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 || args[0] != "server" {
-		return errors.New("usage: vault server -dev [-dev-listen-address=ADDR] [-dev-root-token-id=ID] [-log-level=LEVEL]")
+		return errors.New("usage: vault server -dev [-dev-listen-address=ADDR] [-dev-root-token-id=ID] [-dev-data-dir=DIR] [-log-level=LEVEL]")
 	}
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	dev := fs.Bool("dev", false, "run in dev mode: in memory, unsealed, with a known root token (required)")
@@ -68,6 +76,7 @@ func run(args []string) error {
 	// compatibility with `vault server -dev`.
 	fs.Bool("dev-no-store-token", true, "accepted for compatibility; this server never writes ~/.vault-token")
 	level := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	dataDir := fs.String("dev-data-dir", "", "keep storage and the unseal key in this folder, so that a restart keeps keys and mounts (default: in memory)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -82,12 +91,12 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	core, err := newCore(logger)
+	core, err := newCore(logger, *dataDir)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = core.Shutdown() }()
-	if err := initDev(core, *rootToken); err != nil {
+	if err := initDev(core, *rootToken, *dataDir); err != nil {
 		return err
 	}
 
@@ -115,8 +124,14 @@ func run(args []string) error {
 	}
 }
 
-func newCore(logger hclog.Logger) (*vault.Core, error) {
-	storage, err := inmem.NewInmem(nil, logger)
+func newCore(logger hclog.Logger, dataDir string) (*vault.Core, error) {
+	var storage physical.Backend
+	var err error
+	if dataDir == "" {
+		storage, err = inmem.NewInmem(nil, logger)
+	} else if err = os.MkdirAll(dataDir, 0o700); err == nil {
+		storage, err = file.NewFileBackend(map[string]string{"path": filepath.Join(dataDir, "storage")}, logger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -135,14 +150,39 @@ func newCore(logger hclog.Logger) (*vault.Core, error) {
 
 // initDev does what `vault server -dev` does after start: initialise with a
 // single key share, unseal, and replace the generated root token with the
-// one the caller chose.
-func initDev(core *vault.Core, rootToken string) error {
+// one the caller chose. With a data folder that holds an initialised
+// storage it only unseals with the key kept there.
+func initDev(core *vault.Core, rootToken, dataDir string) error {
 	ctx := namespace.RootContext(context.Background())
+	keyFile := filepath.Join(dataDir, "unseal-key")
+	if dataDir != "" {
+		initialised, err := core.Initialized(ctx)
+		if err != nil {
+			return fmt.Errorf("read storage in %s: %w", dataDir, err)
+		}
+		if initialised {
+			key, err := os.ReadFile(keyFile)
+			if err != nil {
+				return fmt.Errorf("storage in %s is initialised but its unseal key is unreadable: %w", dataDir, err)
+			}
+			if unsealed, err := core.Unseal(key); err != nil || !unsealed {
+				return fmt.Errorf("unseal with %s: %v", keyFile, err)
+			}
+			return nil
+		}
+	}
 	res, err := core.Initialize(ctx, &vault.InitParams{
 		BarrierConfig: &vault.SealConfig{SecretShares: 1, SecretThreshold: 1, Name: "shamir"},
 	})
 	if err != nil {
 		return fmt.Errorf("initialise: %w", err)
+	}
+	if dataDir != "" {
+		// A dev server's convenience, as dev mode prints the key: never
+		// how a real Vault keeps its unseal keys.
+		if err := os.WriteFile(keyFile, res.SecretShares[0], 0o600); err != nil {
+			return fmt.Errorf("keep the unseal key: %w", err)
+		}
 	}
 	if unsealed, err := core.Unseal(slices.Clone(res.SecretShares[0])); err != nil || !unsealed {
 		return fmt.Errorf("unseal: %v", err)

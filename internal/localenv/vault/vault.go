@@ -1,8 +1,9 @@
 // Package vault runs a Vault server in dev mode with the transit secrets
 // engine: the key manager that control planes' KMS encryption of Secrets
-// talks to in the local environment and in tests. Dev mode keeps everything
-// in memory and starts unsealed, so a restarted server has lost its mounts
-// and keys; Start therefore sets transit up every time.
+// talks to in the local environment and in tests. Dev mode starts unsealed
+// and keeps everything in memory, so a restarted server has lost its mounts
+// and keys, unless Server.DataDir keeps them on disk (our dev server's
+// -dev-data-dir). Start sets transit up wherever it is missing.
 package vault
 
 import (
@@ -54,6 +55,10 @@ type Server struct {
 	RootToken string
 	// NetNS is the network namespace to run in; the host's when empty.
 	NetNS string
+	// DataDir, when set, keeps the server's storage and unseal key on disk,
+	// so that a restart keeps mounts and keys like a real Vault's would:
+	// what an outage test needs. In memory when empty.
+	DataDir string
 	// TransitMount and TransitKey name the transit engine's mount and key;
 	// DefaultTransitMount and DefaultTransitKey when empty.
 	TransitMount string
@@ -81,16 +86,19 @@ func (s Server) URL() string { return "http://" + s.Address }
 
 // Process is the server as a proc spec.
 func (s Server) Process() proc.Spec {
+	args := []string{
+		"server", "-dev",
+		"-dev-listen-address=" + s.Address,
+		// Dev mode would otherwise write the root token to
+		// ~/.vault-token of whoever runs the environment.
+		"-dev-no-store-token",
+		"-log-level=warn",
+	}
+	if s.DataDir != "" {
+		args = append(args, "-dev-data-dir="+s.DataDir)
+	}
 	return proc.Spec{
-		Name: "vault", Path: s.Vault, NetNS: s.NetNS, Dir: s.Dir,
-		Args: []string{
-			"server", "-dev",
-			"-dev-listen-address=" + s.Address,
-			// Dev mode would otherwise write the root token to
-			// ~/.vault-token of whoever runs the environment.
-			"-dev-no-store-token",
-			"-log-level=warn",
-		},
+		Name: "vault", Path: s.Vault, NetNS: s.NetNS, Dir: s.Dir, Args: args,
 		// Through the environment rather than -dev-root-token-id, so that
 		// the token does not show in every user's `ps`.
 		Env: []string{"VAULT_DEV_ROOT_TOKEN_ID=" + s.RootToken},

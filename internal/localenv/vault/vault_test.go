@@ -169,3 +169,40 @@ func TestTransitEncryptRotateRewrap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDataDirKeepsKeysAcrossARestart: with DataDir a stopped and started
+// server unseals itself and still decrypts what it encrypted before, with
+// the key version a rotation made; in memory it would have a new key.
+func TestDataDirKeepsKeysAcrossARestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	s := Server{Vault: vaultBinary(t), Dir: dir, DataDir: filepath.Join(dir, "data"), Address: freeAddress(t), RootToken: "test-root"}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	c, err := s.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(ctx, t, c, s.Mount()+"/keys/"+s.Key()+"/rotate", nil)
+	ciphertext := encrypt(ctx, t, c, s, "kept")
+
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if got := decrypt(ctx, t, c, s, ciphertext); got != "kept" {
+		t.Errorf("after the restart %s decrypts to %q", ciphertext, got)
+	}
+	key, err := c.Logical().ReadWithContext(ctx, s.Mount()+"/keys/"+s.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := key.Data["latest_version"]; v == nil || v.(interface{ String() string }).String() != "2" {
+		t.Errorf("latest_version after the restart = %v, want the rotated 2", v)
+	}
+}
