@@ -148,18 +148,24 @@ clean: ## Remove bin/ (the cache under $(CACHE) stays).
 # every run, and the next run would build them again.
 .SECONDARY:
 
-$(addprefix $(ENVTEST_ASSETS)/,$(KUBE_BINARIES)): $(ENVTEST_ASSETS)/%: $(KUBE_BIN)/%
+# The symlinks are looked at on every run (FORCE) and repointed when a tool's
+# version, hence its cache path, changed: being secondary, a binary missing
+# from the cache would otherwise not be built while an old link exists.
+$(addprefix $(ENVTEST_ASSETS)/,$(KUBE_BINARIES)): $(ENVTEST_ASSETS)/%: $(KUBE_BIN)/% FORCE
 	@mkdir -p $(@D)
-	ln -sf $< $@
+	@[ "$$(readlink $@)" = "$<" ] || { echo "ln -sf $< $@"; ln -sf $< $@; }
 
 $(ENVTEST_ASSETS)/etcd: $(ETCD_BIN)/etcd
 $(ENVTEST_ASSETS)/cert-manager-controller: $(CERT_MANAGER_BIN)/cert-manager-controller
 $(ENVTEST_ASSETS)/vault: $(VAULT_BIN)/vault
 $(ENVTEST_ASSETS)/coredns: $(COREDNS_BIN)/coredns
 $(ENVTEST_ASSETS)/helm: $(HELM_BIN)/helm
-$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm):
+$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm): FORCE
 	@mkdir -p $(@D)
-	ln -sf $< $@
+	@[ "$$(readlink $@)" = "$(filter-out FORCE,$^)" ] || { echo "ln -sf $(filter-out FORCE,$^) $@"; ln -sf $(filter-out FORCE,$^) $@; }
+
+.PHONY: FORCE
+FORCE:
 
 # The cache paths carry the version, so no file prerequisites: a fresh clone's
 # newer mtimes must not force a rebuild. Everything is static (CGO_ENABLED=0)

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/marina-platform/marina/internal/operator"
+	"github.com/marina-platform/marina/operators/controlplane/controller"
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
@@ -362,9 +363,18 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, image string, pull core
 
 	// The args must be flags the operator accepts and mean what the chart
 	// promises; parse them the way the binary does.
-	opts, err := operator.ParseOptions(name, flag.NewFlagSet(name, flag.ContinueOnError), c.Args, func(string) string { return "" })
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var cpFlags controller.Flags
+	if name == "marina-controlplane" {
+		cpFlags.Bind(fs)
+	}
+	opts, err := operator.ParseOptions(name, fs, c.Args, func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("%s args %q are rejected by the operator: %v", name, c.Args, err)
+	}
+	// The KMS plugin ships with the operators: same registry and tag.
+	if want := strings.Replace(image, "/marina-controlplane:", "/kms-vault:", 1); name == "marina-controlplane" && cpFlags.KMSPluginImage != want {
+		t.Errorf("%s runs KMS plugin image %q, want %q", name, cpFlags.KMSPluginImage, want)
 	}
 	if opts.DataCenter != "dc1" || !opts.LeaderElect || opts.LeaderElectionNamespace != namespace ||
 		opts.MetricsBindAddress != ":8080" || opts.HealthProbeBindAddress != ":8081" {

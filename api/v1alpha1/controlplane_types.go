@@ -7,6 +7,7 @@ import (
 )
 
 // ControlPlaneSpec is the desired state of one federation control plane.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.encryption) || has(self.encryption)",message="spec.encryption cannot be removed once set: the data in etcd is encrypted with it and would become unreadable"
 type ControlPlaneSpec struct {
 	// Version of the federation engine (Karmada-compatible), such as v1.16.0.
 	// It selects the default images of every component and the CRD bundle.
@@ -56,7 +57,9 @@ type ControlPlaneSpec struct {
 	Certificates CertificatesSpec `json:"certificates"`
 
 	// Encryption at rest of the control plane's resources through a KMS v2
-	// plugin. Without it, resources are stored unencrypted in etcd.
+	// plugin. Without it, resources are stored unencrypted in etcd. Once
+	// set it cannot be removed; resources stored before it was set are
+	// rewritten encrypted.
 	// +optional
 	Encryption *EncryptionSpec `json:"encryption,omitempty"`
 
@@ -593,6 +596,75 @@ type ControlPlaneStatus struct {
 	// while an upgrade rolls out.
 	// +optional
 	Version string `json:"version,omitempty"`
+
+	// Encryption is what the operator knows of encryption at rest: the
+	// transit key version in use and the storage migration to it.
+	// +optional
+	Encryption *EncryptionStatus `json:"encryption,omitempty"`
+}
+
+// EncryptionStatus tracks the transit key version the API servers encrypt
+// with and whether every encrypted resource has been rewritten with it.
+type EncryptionStatus struct {
+	// KeyID is the key ID of the transit key's latest version, as the KMS
+	// plugin reports it to the API servers, such as transit/marina:v2.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	KeyID string `json:"keyID,omitempty"`
+
+	// MigratedKeyID is the key ID every resource in MigratedResources was
+	// last rewritten with. A new KeyID (a rotation in Vault) or a new
+	// resource in spec.encryption.resources starts a storage migration.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	MigratedKeyID string `json:"migratedKeyID,omitempty"`
+
+	// MigratedResources are the resources the last migration rewrote.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	MigratedResources []string `json:"migratedResources,omitempty"`
+
+	// Migration is the storage migration under way, if any.
+	// +optional
+	Migration *StorageMigration `json:"migration,omitempty"`
+
+	// VaultConfigHash identifies the Vault settings (address, mount, key,
+	// credentials' Secrets) last seen working, so that an unreachable Vault
+	// with unchanged settings is an outage (Degraded, pods keep running)
+	// and not a mistake to keep away from the running pods.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	VaultConfigHash string `json:"vaultConfigHash,omitempty"`
+}
+
+// StorageMigration is a rewrite of every encrypted resource so that all of
+// them are encrypted with KeyID.
+type StorageMigration struct {
+	// KeyID the resources are being rewritten with.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	KeyID string `json:"keyID"`
+
+	// Resource being rewritten now, as resource or resource.group.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Resource string `json:"resource,omitempty"`
+
+	// Continue is the list continuation of Resource where the migration
+	// goes on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Continue string `json:"continue,omitempty"`
+
+	// Rewritten counts the objects rewritten so far.
+	// +optional
+	Rewritten int64 `json:"rewritten,omitempty"`
+
+	// StartTime is when the migration started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
 }
 
 // ControlPlane is one federation control plane (Karmada-compatible): its API
@@ -607,6 +679,7 @@ type ControlPlaneStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.encryption.keyID`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 42",message="metadata.name must be at most 42 characters: it prefixes the control plane's objects, such as <name>-aggregated-apiserver, whose names are limited to 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter): it names the control plane's Services"

@@ -55,7 +55,7 @@ func TestKubectlGetShowsPrinterColumns(t *testing.T) {
 		t.Fatalf("want a header and one row, got:\n%s", out)
 	}
 	header, row := strings.Fields(lines[0]), strings.Fields(lines[1])
-	wantHeader := []string{"NAME", "DATA", "CENTER", "VERSION", "READY", "REASON", "ENDPOINT", "AGE"}
+	wantHeader := []string{"NAME", "DATA", "CENTER", "VERSION", "READY", "REASON", "ENDPOINT", "KEY", "AGE"}
 	if strings.Join(header, " ") != strings.Join(wantHeader, " ") {
 		t.Errorf("header %q, want %q", header, wantHeader)
 	}

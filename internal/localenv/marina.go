@@ -52,7 +52,10 @@ func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag stri
 		"--set", "dataCenter="+dc.Name,
 		"--set", "image.registry="+images.Registry,
 		"--set", "image.tag="+operatorTag,
-		"--set", "image.pullPolicy=Never")
+		"--set", "image.pullPolicy=Never",
+		// Notice a transit key rotation in seconds rather than a minute:
+		// the environment is where people try rotations out.
+		"--set-string", "operators.controlplane.extraArgs[0]=--vault-poll-interval=10s")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"flag"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/marina-platform/marina/internal/operator"
@@ -10,6 +12,11 @@ import (
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 	"github.com/marina-platform/marina/operators/controlplane/render"
 )
+
+// flags are this operator's own, next to the ones every operator takes.
+var flags controller.Flags
+
+func init() { flags.Bind(flag.CommandLine) }
 
 func main() {
 	operator.Main("marina-controlplane", setup, func(o *ctrl.Options) { controller.CacheOptions(&o.Cache) })
@@ -29,5 +36,8 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 		Chart:      chart,
 		CRDs:       crdbundle.NewFetcher(),
 		DataCenter: opts.DataCenter,
+
+		KMSPluginImage:    flags.KMSPluginImage,
+		VaultPollInterval: flags.VaultPollInterval,
 	}).SetupWithManager(mgr)
 }

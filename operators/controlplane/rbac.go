@@ -30,6 +30,11 @@ package main
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 
+// With Vault's Kubernetes auth method the operator checks the settings by
+// logging in as the KMS plugin will: with a short-lived token of the
+// plugin's service account.
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+
 // Certificates through cert-manager: Certificates and namespaced Issuers
 // (a bring-your-own CA becomes a CA Issuer). ClusterIssuers are only read,
 // to report one that is missing or not ready.

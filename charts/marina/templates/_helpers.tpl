@@ -69,6 +69,18 @@ One operator's image: <registry>/<repository>:<tag>, the tag defaulting to
 the chart's appVersion; a digest, when set, pins it instead of the tag.
 Takes (dict "root" $ "op" "sync").
 */}}
+{{/*
+The KMS plugin's image: registry/kms-vault with the operators' tag.
+*/}}
+{{- define "marina.kmsPluginImage" -}}
+{{- $img := .Values.operators.controlplane.kmsPlugin.image }}
+{{- if $img.reference }}
+{{- $img.reference }}
+{{- else }}
+{{- printf "%s/%s:%s" (trimSuffix "/" .Values.image.registry) $img.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
 {{- define "marina.image" -}}
 {{- $image := .root.Values.image }}
 {{- $op := index .root.Values.operators .op }}

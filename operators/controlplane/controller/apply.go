@@ -31,9 +31,11 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 	}
 
 	opts := render.Options{
-		IssuerRef:    s.issuer,
-		Images:       render.ImagesFor(cp.Spec.Version),
-		EndpointHost: r.loadBalancerHost(ctx, cp),
+		IssuerRef:              s.issuer,
+		Images:                 render.ImagesFor(cp.Spec.Version),
+		EndpointHost:           r.loadBalancerHost(ctx, cp),
+		KMSPluginImage:         r.KMSPluginImage,
+		EncryptionConfigSecret: EncryptionConfigSecretName(cp),
 	}
 	if sum := certificatesChecksum(s); sum != "" {
 		opts.Checksums = map[string]string{"certificates": sum}

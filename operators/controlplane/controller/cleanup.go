@@ -30,6 +30,7 @@ var ownedKinds = []schema.GroupVersionKind{
 	appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
 	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"),
 	corev1.SchemeGroupVersion.WithKind("Service"),
+	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
 	certificateGVK,
 	issuerGVK,
 	corev1.SchemeGroupVersion.WithKind("Secret"),

@@ -65,6 +65,13 @@ type Reconciler struct {
 	// RetryAfter is how soon a stage blocked by the user's input (a missing
 	// Secret, an unreachable URL) is tried again; 15 s when zero.
 	RetryAfter time.Duration
+	// KMSPluginImage is the kms-vault image run next to the API servers of
+	// control planes with spec.encryption; without it they are refused.
+	KMSPluginImage string
+	// VaultPollInterval is how often Vault is asked for the transit key's
+	// latest version, to notice a rotation; DefaultVaultPollInterval when
+	// zero.
+	VaultPollInterval time.Duration
 	// MaxConcurrentReconciles is how many control planes are reconciled at
 	// once; 4 when zero.
 	MaxConcurrentReconciles int
@@ -80,7 +87,7 @@ func CacheOptions(o *cache.Options) {
 		o.ByObject = map[client.Object]cache.ByObject{}
 	}
 	for _, obj := range []client.Object{
-		&corev1.Secret{}, &corev1.Service{}, &appsv1.Deployment{}, &appsv1.StatefulSet{},
+		&corev1.Secret{}, &corev1.Service{}, &corev1.ServiceAccount{}, &appsv1.Deployment{}, &appsv1.StatefulSet{},
 		&policyv1.PodDisruptionBudget{}, newUnstructured(certificateGVK), newUnstructured(issuerGVK),
 	} {
 		o.ByObject[obj] = cache.ByObject{Label: mine}

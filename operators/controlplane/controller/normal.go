@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		{"crds", r.reconcileCRDs},
 		{"components", r.reconcileComponents},
 		{"admin kubeconfig", r.reconcileAdminKubeconfig},
+		{"storage migration", r.reconcileMigration},
 		{"prune", r.prune},
 	} {
 		res, err := st.run(ctx, s)
@@ -54,16 +56,26 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 			return ctrl.Result{}, fmt.Errorf("%s: %w", st.name, err)
 		}
 		if res.stop {
-			return ctrl.Result{RequeueAfter: res.after}, nil
+			after := res.after
+			if s.requeueAfter > 0 && (after == 0 || s.requeueAfter < after) {
+				after = s.requeueAfter
+			}
+			return ctrl.Result{RequeueAfter: after}, nil
 		}
 	}
 
-	s.set(marinav1alpha1.ConditionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded,
-		fmt.Sprintf("control plane %s runs engine %s at %s", cp.Name, cp.Spec.Version, cp.Status.Endpoint))
+	msg := fmt.Sprintf("control plane %s runs engine %s at %s", cp.Name, cp.Spec.Version, cp.Status.Endpoint)
+	if s.degraded {
+		// It serves, so it is Ready; the reason says what is missing.
+		c := meta.FindStatusCondition(cp.Status.Conditions, marinav1alpha1.ConditionEncryptionReady)
+		s.set(marinav1alpha1.ConditionReady, metav1.ConditionTrue, marinav1alpha1.ReasonDegraded, msg+"; encryption is degraded: "+c.Message)
+	} else {
+		s.set(marinav1alpha1.ConditionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded, msg)
+	}
 	cp.Status.Version = cp.Spec.Version
 	cp.Status.ObservedGeneration = cp.Generation
 	log.FromContext(ctx).V(1).Info("Control plane is ready", "endpoint", cp.Status.Endpoint)
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
 
 // checkPriorityClasses makes sure every PriorityClass the pods will name
@@ -131,20 +143,6 @@ func optionalComponents(cp *marinav1alpha1.ControlPlane) []optionalComponent {
 		{"webhook", "webhook", on(c.Webhook, true), c.Webhook.ComponentSpec},
 		{"descheduler", "descheduler", on(c.Descheduler, false), c.Descheduler.ComponentSpec},
 	}
-}
-
-// reconcileEncryption reports encryption at rest. The KMS plugin arrives
-// with its own issue; until then a ControlPlane that asks for encryption
-// stops here rather than run unencrypted.
-func (r *Reconciler) reconcileEncryption(_ context.Context, s *scope) (result, error) {
-	if s.cp.Spec.Encryption == nil {
-		s.set(marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonDisabled,
-			"spec.encryption is not set: resources are stored unencrypted in etcd")
-		return proceed, nil
-	}
-	s.blocked(marinav1alpha1.ConditionEncryptionReady, marinav1alpha1.ReasonEncryptionUnsupported,
-		"spec.encryption is set, but this operator version has no KMS plugin yet; remove spec.encryption or upgrade Marina. The control plane is not started unencrypted")
-	return waitForChange(), nil
 }
 
 // secretData reads a user's Secret (never cached: the operator does not

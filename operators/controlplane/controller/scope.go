@@ -43,6 +43,20 @@ type scope struct {
 	// fed reaches the control plane's API server once it answers.
 	fed     client.Client
 	fedREST rest.Interface
+
+	// degraded: Vault is unreachable with settings that worked; the API
+	// servers keep running on cached data keys.
+	degraded bool
+	// requeueAfter asks for another look even when every stage is done,
+	// such as polling Vault for a key rotation; the shortest wins.
+	requeueAfter time.Duration
+}
+
+// requeue asks for another reconciliation within d.
+func (s *scope) requeue(d time.Duration) {
+	if d > 0 && (s.requeueAfter == 0 || d < s.requeueAfter) {
+		s.requeueAfter = d
+	}
 }
 
 func newScope(cp *marinav1alpha1.ControlPlane) *scope {
@@ -113,7 +127,7 @@ func isProblem(reason string) bool {
 	switch reason {
 	case marinav1alpha1.ReasonSucceeded, marinav1alpha1.ReasonProgressing, marinav1alpha1.ReasonRolloutInProgress,
 		marinav1alpha1.ReasonWaitingForDependency, marinav1alpha1.ReasonDisabled, marinav1alpha1.ReasonDeleting,
-		marinav1alpha1.ReasonSuspended, marinav1alpha1.ReasonCertificateNotReady:
+		marinav1alpha1.ReasonSuspended, marinav1alpha1.ReasonCertificateNotReady, marinav1alpha1.ReasonKeyRotationInProgress:
 		return false
 	}
 	return true

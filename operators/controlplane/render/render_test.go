@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // golden file.
 func TestChartGolden(t *testing.T) {
 	c := load(t)
-	for _, name := range []string{"local-etcd-values", "external-etcd-values"} {
+	for _, name := range []string{"local-etcd-values", "external-etcd-values", "encryption-values"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("..", "..", "..", "charts", "controlplane", "ci", name+".yaml"))
 			if err != nil {

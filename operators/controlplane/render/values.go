@@ -23,7 +23,65 @@ type Values struct {
 	Checksums         map[string]string             `json:"checksums,omitempty"`
 	Certificates      CertificateValues             `json:"certificates"`
 	Etcd              EtcdValues                    `json:"etcd"`
+	Encryption        *EncryptionValues             `json:"encryption,omitempty"`
 	Components        ComponentsValues              `json:"components"`
+}
+
+// EncryptionValues run the KMS plugin next to every API server.
+type EncryptionValues struct {
+	Enabled          bool         `json:"enabled"`
+	ConfigSecretName string       `json:"configSecretName,omitempty"`
+	Plugin           PluginValues `json:"plugin"`
+}
+
+// PluginValues are the KMS plugin's image and its Vault settings.
+type PluginValues struct {
+	Image           ImageValues       `json:"image"`
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+	Vault           VaultValues       `json:"vault"`
+}
+
+// VaultValues say where the transit key is and how to log in.
+type VaultValues struct {
+	Address      string           `json:"address"`
+	Namespace    string           `json:"namespace,omitempty"`
+	TransitMount string           `json:"transitMount,omitempty"`
+	KeyName      string           `json:"keyName"`
+	CASecret     *SecretKeyValues `json:"caSecret,omitempty"`
+	Auth         VaultAuthValues  `json:"auth"`
+}
+
+// SecretKeyValues name a Secret and a key in it.
+type SecretKeyValues struct {
+	Name string `json:"name"`
+	Key  string `json:"key,omitempty"`
+}
+
+// VaultAuthValues set exactly one login method.
+type VaultAuthValues struct {
+	Token      *TokenAuthValues      `json:"token,omitempty"`
+	AppRole    *AppRoleAuthValues    `json:"appRole,omitempty"`
+	Kubernetes *KubernetesAuthValues `json:"kubernetes,omitempty"`
+}
+
+// TokenAuthValues: a Secret holding a Vault token.
+type TokenAuthValues struct {
+	SecretName string `json:"secretName"`
+	Key        string `json:"key,omitempty"`
+}
+
+// AppRoleAuthValues: a role ID and a Secret holding the secret ID.
+type AppRoleAuthValues struct {
+	Path               string `json:"path,omitempty"`
+	RoleID             string `json:"roleID"`
+	SecretIDSecretName string `json:"secretIDSecretName"`
+	Key                string `json:"key,omitempty"`
+}
+
+// KubernetesAuthValues: the Vault role bound to the plugin's service account.
+type KubernetesAuthValues struct {
+	Path string `json:"path,omitempty"`
+	Role string `json:"role"`
 }
 
 // CertificateValues: who signs, for how long, and extra names.
@@ -135,6 +193,10 @@ type Options struct {
 	// EndpointHost is an extra host of the serving certificate, such as a
 	// load balancer's address once it is known.
 	EndpointHost string
+	// KMSPluginImage is the KMS plugin's image, needed with spec.encryption.
+	KMSPluginImage string
+	// EncryptionConfigSecret names the Secret with the EncryptionConfiguration.
+	EncryptionConfigSecret string
 }
 
 // ValuesFor maps a ControlPlane onto the chart's values.
@@ -197,6 +259,10 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 		v.Etcd.Local = l
 	}
 
+	if e := spec.Encryption; e != nil {
+		v.Encryption = encryptionValues(e, opts)
+	}
+
 	c := &spec.Components
 	v.Components = ComponentsValues{
 		APIServer: APIServerValues{
@@ -257,4 +323,35 @@ func component(s marinav1alpha1.ComponentSpec, enabled *bool, checksums map[stri
 
 func isEmptyResources(r corev1.ResourceRequirements) bool {
 	return len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0
+}
+
+func encryptionValues(e *marinav1alpha1.EncryptionSpec, opts Options) *EncryptionValues {
+	vk := &e.KMS.Vault
+	vault := VaultValues{Address: vk.Address, Namespace: vk.Namespace, TransitMount: vk.TransitMount, KeyName: vk.KeyName}
+	if ref := vk.CABundleSecretRef; ref != nil {
+		vault.CASecret = &SecretKeyValues{Name: ref.Name, Key: keyOr(ref.Key, "ca.crt")}
+	}
+	switch a := vk.Auth; {
+	case a.Token != nil:
+		vault.Auth.Token = &TokenAuthValues{SecretName: a.Token.SecretRef.Name, Key: keyOr(a.Token.SecretRef.Key, "token")}
+	case a.AppRole != nil:
+		vault.Auth.AppRole = &AppRoleAuthValues{
+			Path: a.AppRole.Path, RoleID: a.AppRole.RoleID,
+			SecretIDSecretName: a.AppRole.SecretIDSecretRef.Name, Key: keyOr(a.AppRole.SecretIDSecretRef.Key, "secret-id"),
+		}
+	case a.Kubernetes != nil:
+		vault.Auth.Kubernetes = &KubernetesAuthValues{Path: a.Kubernetes.Path, Role: a.Kubernetes.Role}
+	}
+	return &EncryptionValues{
+		Enabled:          true,
+		ConfigSecretName: opts.EncryptionConfigSecret,
+		Plugin:           PluginValues{Image: ImageValues{Reference: opts.KMSPluginImage}, Vault: vault},
+	}
+}
+
+func keyOr(key, def string) string {
+	if key == "" {
+		return def
+	}
+	return key
 }
