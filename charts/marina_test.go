@@ -34,8 +34,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/marina-platform/marina/internal/operator"
-	"github.com/marina-platform/marina/operators/controlplane/controller"
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/operators/controlplane/controller"
 )
 
 const (
