@@ -79,8 +79,9 @@ down: ## Stop and remove everything `make up` made.
 	$(MARINA_DEV) down
 
 .PHONY: bench
-bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, control planes, down) into bench/localenv.md.
+bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, control planes, encryption, down) into bench/localenv.md, and the KMS plugin into bench/kms-plugin.txt.
 	@mkdir -p bench
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench BenchmarkPlugin -benchtime 3000x -count 3 ./cmd/kms-vault | tee bench/kms-plugin.txt
 	$(MARINA_DEV) bench --bin-dir $(ENVTEST_ASSETS) --report bench/localenv.md $(UP_FLAGS)
 
 .PHONY: status

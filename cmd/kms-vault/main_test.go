@@ -22,70 +22,87 @@ import (
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
-// TestPluginServesTheKMSAPI builds the plugin, runs it against a real Vault
-// dev server and talks to its socket as the API server does.
-func TestPluginServesTheKMSAPI(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// plugin is the kms-vault binary running against a Vault dev server, and a
+// client on its socket.
+type plugin struct {
+	kms     kmsapi.KeyManagementServiceClient
+	metrics string // host:port of /metrics and /healthz
+	logs    *bytes.Buffer
+	cmd     *exec.Cmd
+	done    chan error
+}
+
+// runPlugin builds the plugin, starts Vault and the plugin, and waits until
+// the plugin answers Status as the API server would ask.
+func runPlugin(ctx context.Context, tb testing.TB) *plugin {
+	tb.Helper()
 	assets := os.Getenv(testenv.AssetsEnv)
 	if assets == "" {
-		t.Fatalf("%s is not set: run `make test`", testenv.AssetsEnv)
+		tb.Fatalf("%s is not set: run `make test`", testenv.AssetsEnv)
 	}
-	dir := t.TempDir()
+	dir := tb.TempDir()
 	bin := filepath.Join(dir, "kms-vault")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+		tb.Fatalf("build: %v\n%s", err, out)
 	}
-	srv := vault.Server{Vault: filepath.Join(assets, "vault"), Dir: dir, Address: freeAddr(t), RootToken: "test-root"}
+	srv := vault.Server{Vault: filepath.Join(assets, "vault"), Dir: dir, Address: freeAddr(tb), RootToken: "test-root"}
 	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	tb.Cleanup(func() { _ = srv.Stop() })
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(srv.RootToken), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 
 	socket := filepath.Join(dir, "kms.sock")
-	metrics := freeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--listen="+socket, "--metrics-bind-address="+metrics,
+	p := &plugin{metrics: freeAddr(tb), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "--listen="+socket, "--metrics-bind-address="+p.metrics,
 		"--vault-address="+srv.URL(), "--key="+srv.Key(), "--token-file="+tokenFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
+	go func() { p.done <- p.cmd.Wait() }()
+	tb.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
 		}
-		if t.Failed() {
-			t.Logf("plugin output:\n%s", logs.String())
+		if tb.Failed() {
+			tb.Logf("plugin output:\n%s", p.logs.String())
 		}
-	}()
+	})
 
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer conn.Close()
-	kms := kmsapi.NewKeyManagementServiceClient(conn)
+	tb.Cleanup(func() { _ = conn.Close() })
+	p.kms = kmsapi.NewKeyManagementServiceClient(conn)
 	var status *kmsapi.StatusResponse
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		status, err = kms.Status(ctx, &kmsapi.StatusRequest{})
+		status, err = p.kms.Status(ctx, &kmsapi.StatusRequest{})
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("status: %v", err)
+		tb.Fatalf("status: %v", err)
 	}
 	if status.Healthz != "ok" || status.Version != "v2" || status.KeyId != "transit/marina:v1" {
-		t.Fatalf("status %+v", status)
+		tb.Fatalf("status %+v", status)
 	}
+	return p
+}
+
+// TestPluginServesTheKMSAPI builds the plugin, runs it against a real Vault
+// dev server and talks to its socket as the API server does.
+func TestPluginServesTheKMSAPI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := runPlugin(ctx, t)
+	kms, metrics, logs, cmd, done := p.kms, p.metrics, p.logs, p.cmd, p.done
 	enc, err := kms.Encrypt(ctx, &kmsapi.EncryptRequest{Plaintext: []byte("data key"), Uid: "1"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +138,11 @@ func TestPluginServesTheKMSAPI(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()

@@ -73,6 +73,11 @@ func bench(ctx context.Context, opts localenv.Options, report string) error {
 		return fmt.Errorf("control planes: %w (the environment is left up for a look; `make down` removes it)", err)
 	}
 
+	kms, err := benchEncryption(ctx, env)
+	if err != nil {
+		return fmt.Errorf("encryption: %w (the environment is left up for a look; `make down` removes it)", err)
+	}
+
 	start = time.Now()
 	if err := env.Down(ctx); err != nil {
 		return fmt.Errorf("down: %w", err)
@@ -91,6 +96,7 @@ func bench(ctx context.Context, opts localenv.Options, report string) error {
 	fmt.Fprintf(&b, "\nMemory is resident memory: every process whose command line names the\nenvironment's folder (control planes, nodes, shared services, container\nshims), plus the pods' RSS from each node's memory cgroup.\n")
 	fmt.Fprintf(&b, "\nA cold `make up` on a fresh machine adds the one-time build of the binaries\nfrom source (see `make test` cold time in the closing notes).\n")
 	cps.report(&b)
+	kms.report(&b)
 	fmt.Print(b.String())
 	if report == "" {
 		return nil

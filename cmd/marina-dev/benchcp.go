@@ -41,14 +41,7 @@ type cpBench struct {
 // requests per minute once they are all Ready.
 func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error) {
 	dc := env.DataCenters()[0]
-	cfg, err := clientcmd.BuildConfigFromFlags("", dc.Kubeconfig())
-	if err != nil {
-		return nil, err
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = marinav1alpha1.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := mgmtClient(dc)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +108,18 @@ func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error
 		}
 	}
 	return b, deleteAll(ctx, c, ns)
+}
+
+// mgmtClient is a client of the data center's management cluster.
+func mgmtClient(dc localenv.DataCenter) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", dc.Kubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = marinav1alpha1.AddToScheme(scheme)
+	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
 // provision creates the ControlPlanes at once and returns how long each
