@@ -86,8 +86,13 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	t.Cleanup(func() {
 		_ = mgmt.Delete(context.Background(), cp)
 	})
-	got := waitReady(ctx, t, mgmt, cp, 5*time.Minute)
+	waitReady(ctx, t, mgmt, cp, 5*time.Minute)
 	t.Logf("encrypted control plane Ready %s after creation", time.Since(start).Round(time.Second))
+	got := waitCondition(ctx, t, mgmt, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	config := &corev1.Secret{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kms-encryption-config"}, config); err != nil {
+		t.Fatal(err)
+	}
 	keyV1 := v.Mount() + "/" + key + ":v1"
 	if c := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionEncryptionReady); c == nil || c.Status != metav1.ConditionTrue || got.Status.Encryption == nil || got.Status.Encryption.KeyID != keyV1 {
 		t.Fatalf("EncryptionReady %+v, status.encryption %+v; want True with key %s", c, got.Status.Encryption, keyV1)
@@ -202,6 +207,13 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	createSecret("after-outage")
 	readable("before-rotation", "after-rotation", "after-outage")
 	assertEncrypted("after-outage", keyV2)
+
+	// The operator's own EncryptionConfiguration Secret was kept all along,
+	// never pruned and made again.
+	now := &corev1.Secret{}
+	if err := mgmt.Get(ctx, client.ObjectKeyFromObject(config), now); err != nil || now.UID != config.UID {
+		t.Errorf("the EncryptionConfiguration Secret was replaced or removed (uid %s, was %s): %v", now.UID, config.UID, err)
+	}
 
 	// Deletion takes the control plane's keys in etcd with it.
 	if err := mgmt.Delete(ctx, cp); err != nil {

@@ -278,13 +278,15 @@ type IssuerReference struct {
 }
 
 // EncryptionSpec configures encryption at rest.
+// +kubebuilder:validation:XValidation:rule="oldSelf.resources.all(r, r in self.resources)",message="spec.encryption.resources can only grow: objects of a removed resource stay encrypted in etcd and would become unreadable"
 type EncryptionSpec struct {
 	// KMS is the KMS v2 provider that encrypts the data keys.
 	// +required
 	KMS KMSSpec `json:"kms"`
 
 	// Resources to encrypt, as resource or resource.group, such as secrets
-	// or widgets.example.com.
+	// or widgets.example.com. Resources can be added (their objects are
+	// rewritten encrypted), never removed.
 	// +optional
 	// +kubebuilder:default={"secrets"}
 	// +listType=set
@@ -647,6 +649,14 @@ type StorageMigration struct {
 	// +kubebuilder:validation:MaxLength=512
 	KeyID string `json:"keyID"`
 
+	// Resources to rewrite, in order: spec.encryption.resources when the
+	// migration started. A different list starts the migration over.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	Resources []string `json:"resources,omitempty"`
+
 	// Resource being rewritten now, as resource or resource.group.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
@@ -661,6 +671,18 @@ type StorageMigration struct {
 	// Rewritten counts the objects rewritten so far.
 	// +optional
 	Rewritten int64 `json:"rewritten,omitempty"`
+
+	// Failed counts the objects the API server refused to write back (an
+	// admission webhook, an object that no longer validates); they keep
+	// their old key until they are written again. The condition names the
+	// last one.
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+
+	// LastFailure says why the last refused object was refused.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	LastFailure string `json:"lastFailure,omitempty"`
 
 	// StartTime is when the migration started.
 	// +optional

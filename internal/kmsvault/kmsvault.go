@@ -343,6 +343,21 @@ func (s *Service) ensureLogin(ctx context.Context) error {
 	return nil
 }
 
+// Logout revokes the token a login made (AppRole or Kubernetes auth), for
+// callers that check settings once and would otherwise leave a token in
+// Vault until its TTL ends. A given token (token auth) is not the
+// Service's to revoke. Errors are ignored: the token expires anyway.
+func (s *Service) Logout(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loggedIn || s.method == "token" {
+		return
+	}
+	_ = s.client.Auth().Token().RevokeSelfWithContext(ctx, "")
+	s.client.ClearToken()
+	s.loggedIn = false
+}
+
 // login exchanges credentials for a token at auth/<path>/login.
 func (s *Service) login(ctx context.Context, path string, creds map[string]any) error {
 	s.client.ClearToken()

@@ -160,6 +160,23 @@ path "transit/keys/marina" { capabilities = ["read"] }
 	if _, err := inMemory.Status(ctx); err != nil {
 		t.Fatalf("status with the secret ID in memory: %v", err)
 	}
+	// Logout revokes the login's token; the next call logs in again.
+	tokens := func() int {
+		t.Helper()
+		l, err := admin.Logical().ListWithContext(ctx, "auth/token/accessors")
+		if err != nil || l == nil {
+			t.Fatalf("list token accessors: %v", err)
+		}
+		return len(l.Data["keys"].([]any))
+	}
+	before := tokens()
+	inMemory.Logout(ctx)
+	if after := tokens(); after != before-1 {
+		t.Errorf("tokens after Logout: %d, want %d", after, before-1)
+	}
+	if _, err := inMemory.Status(ctx); err != nil {
+		t.Fatalf("status after Logout: %v", err)
+	}
 
 	bad := newService(t, srv, kmsvault.Auth{RoleID: roleID.Data["role_id"].(string), SecretID: "not-the-secret-id"}, nil)
 	if _, err := bad.Encrypt(ctx, "", []byte("dek")); !errors.Is(err, kmsvault.ErrAuth) {

@@ -40,6 +40,15 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 	if sum := certificatesChecksum(s); sum != "" {
 		opts.Checksums = map[string]string{"certificates": sum}
 	}
+	if enc := cp.Spec.Encryption; enc != nil {
+		// New API server pods load a changed list of encrypted resources at
+		// start, so that once the rollout is done every API server
+		// encrypts them and the migration's rewrites take effect. The
+		// file's automatic reload alone leaves no way to tell when.
+		opts.ComponentChecksums = map[string]map[string]string{
+			render.ComponentAPIServer: {"encryption": encryptionChecksum(enc.Resources)},
+		}
+	}
 	objs, err := r.Chart.Render(cp.Namespace, render.ValuesFor(cp, opts))
 	if err != nil {
 		return err

@@ -116,6 +116,9 @@ func (r *Reconciler) prune(ctx context.Context, s *scope) (result, error) {
 		want[key("Secret", cp.Name+"-"+part+"-kubeconfig")] = true
 	}
 	want[key("Secret", cp.Name+"-admin-kubeconfig")] = true
+	if cp.Spec.Encryption != nil {
+		want[key("Secret", EncryptionConfigSecretName(cp))] = true
+	}
 	if cp.Spec.Certificates.CASecretRef != nil {
 		want[key("Issuer", cp.Name+"-ca")] = true
 	}

@@ -7,16 +7,19 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -72,6 +75,10 @@ type Reconciler struct {
 	// latest version, to notice a rotation; DefaultVaultPollInterval when
 	// zero.
 	VaultPollInterval time.Duration
+	// vaultChecks caches each control plane's last successful Vault check.
+	vaultMu     sync.Mutex
+	vaultChecks map[types.UID]vaultCheck
+
 	// MaxConcurrentReconciles is how many control planes are reconciled at
 	// once; 4 when zero.
 	MaxConcurrentReconciles int
@@ -151,11 +158,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	s := newScope(cp)
 	defer func() {
-		if perr := r.patchStatus(ctx, s); perr != nil && err == nil {
+		perr := r.patchStatus(ctx, s)
+		switch {
+		case perr == nil || err != nil:
+		case s.optimisticStatus && apierrors.IsConflict(perr):
+			// This run read a status older than the one stored: run again
+			// on the newer one, quietly.
+			res = ctrl.Result{RequeueAfter: 200 * time.Millisecond}
+		default:
 			err = perr
 		}
 	}()
 	if !cp.DeletionTimestamp.IsZero() {
+		r.forgetVaultCheck(cp.UID)
 		return r.reconcileDelete(ctx, s)
 	}
 	return r.reconcileNormal(ctx, s)
@@ -186,7 +201,11 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 		r.Recorder.Eventf(cp, nil, eventType, c.Reason, c.Type, "%s", c.Message)
 	}
 	observe(s.before, cp)
-	if err := r.Client.Status().Patch(ctx, cp, client.MergeFrom(s.before)); client.IgnoreNotFound(err) != nil {
+	patch := client.MergeFrom(s.before)
+	if s.optimisticStatus {
+		patch = client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.Client.Status().Patch(ctx, cp, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("patch status of ControlPlane %s/%s: %w", cp.Namespace, cp.Name, err)
 	}
 	return nil

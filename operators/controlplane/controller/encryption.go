@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -99,14 +99,7 @@ func (r *Reconciler) reconcileEncryption(ctx context.Context, s *scope) (result,
 		s.blocked(cond, reason, msg)
 		return retryAfter(r.RetryAfter), nil
 	}
-	svc, err := kmsvault.New(cfg, nil)
-	if err != nil {
-		s.blocked(cond, marinav1alpha1.ReasonInvalidSecret, err.Error())
-		return retryAfter(r.RetryAfter), nil
-	}
-	checkCtx, cancel := context.WithTimeout(ctx, vaultCheckTimeout)
-	defer cancel()
-	st, err := svc.Status(checkCtx)
+	keyID, err := r.checkVault(ctx, cp, cfg, hash)
 	if err != nil {
 		reason := vaultReason(err)
 		where := fmt.Sprintf("Vault at %s (transit key %s/%s)", vk.Address, vk.TransitMount, vk.KeyName)
@@ -127,24 +120,18 @@ func (r *Reconciler) reconcileEncryption(ctx context.Context, s *scope) (result,
 	}
 	es := cp.Status.Encryption
 	if es == nil {
+		// Even a new control plane migrates once: with external etcd the
+		// keys of an earlier one of the same name may still be there.
 		es = &marinav1alpha1.EncryptionStatus{}
-		// A control plane that gets encryption from its first API server on
-		// has nothing stored unencrypted: no migration to run.
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: cp.Name + "-apiserver"}, &appsv1.Deployment{})
-		if apierrors.IsNotFound(err) {
-			es.MigratedKeyID, es.MigratedResources = st.KeyID, slices.Clone(enc.Resources)
-		} else if err != nil {
-			return proceed, err
-		}
 		cp.Status.Encryption = es
 	}
-	es.KeyID, es.VaultConfigHash = st.KeyID, hash
-	if es.Migration == nil && es.MigratedKeyID == es.KeyID && slices.Equal(es.MigratedResources, enc.Resources) {
-		s.done(cond, fmt.Sprintf("%s encrypted with Vault transit key %s", strings.Join(enc.Resources, ", "), st.KeyID))
-	} else {
+	es.KeyID, es.VaultConfigHash = keyID, hash
+	if es.Migration == nil && es.MigratedKeyID == es.KeyID && sameSet(es.MigratedResources, enc.Resources) {
+		s.done(cond, fmt.Sprintf("%s encrypted with Vault transit key %s", strings.Join(enc.Resources, ", "), keyID))
+	} else if es.Migration == nil {
 		// The migration stage, once the API server answers, says more.
 		s.set(cond, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress, fmt.Sprintf(
-			"%s are to be rewritten with transit key %s once the API servers use it", strings.Join(enc.Resources, ", "), st.KeyID))
+			"stored %s are to be rewritten with transit key %s once the API servers use it", strings.Join(enc.Resources, ", "), keyID))
 	}
 	s.requeue(r.vaultPollInterval())
 	return proceed, nil
@@ -317,4 +304,62 @@ func (r *Reconciler) vaultPollInterval() time.Duration {
 		return r.VaultPollInterval
 	}
 	return DefaultVaultPollInterval
+}
+
+// vaultCheck is the last successful look at Vault for a control plane.
+type vaultCheck struct {
+	hash, keyID string
+	at          time.Time
+}
+
+// checkVault returns the transit key's current key ID, logging in with the
+// control plane's settings. A success is reused for the poll interval while
+// the settings stay the same: the migration reconciles many times a
+// second, and every AppRole or Kubernetes login makes a Vault token.
+func (r *Reconciler) checkVault(ctx context.Context, cp *marinav1alpha1.ControlPlane, cfg kmsvault.Config, hash string) (string, error) {
+	r.vaultMu.Lock()
+	last, ok := r.vaultChecks[cp.UID]
+	r.vaultMu.Unlock()
+	if ok && last.hash == hash && time.Since(last.at) < r.vaultPollInterval() {
+		return last.keyID, nil
+	}
+	svc, err := kmsvault.New(cfg, nil)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, vaultCheckTimeout)
+	defer cancel()
+	st, err := svc.Status(ctx)
+	// The operator's token is only for this look; the plugin logs in on
+	// its own.
+	svc.Logout(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.vaultMu.Lock()
+	defer r.vaultMu.Unlock()
+	if r.vaultChecks == nil {
+		r.vaultChecks = map[types.UID]vaultCheck{}
+	}
+	r.vaultChecks[cp.UID] = vaultCheck{hash: hash, keyID: st.KeyID, at: time.Now()}
+	return st.KeyID, nil
+}
+
+// forgetVaultCheck drops a deleted control plane's cached check.
+func (r *Reconciler) forgetVaultCheck(uid types.UID) {
+	r.vaultMu.Lock()
+	defer r.vaultMu.Unlock()
+	delete(r.vaultChecks, uid)
+}
+
+// encryptionChecksum identifies the EncryptionConfiguration's content.
+func encryptionChecksum(resources []string) string {
+	data, _ := EncryptionConfig(resources)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// sameSet says whether a and b hold the same resources, in any order.
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(x string) bool { return !slices.Contains(b, x) })
 }

@@ -101,10 +101,12 @@ func TestEncryptionSettingsAreCheckedAgainstVault(t *testing.T) {
 	}
 
 	patch(t, cp, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Encryption.KMS.Vault.Address = vaultSrv.URL() })
-	got = waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	// The settings work; what is stored is rewritten once an API server
+	// answers, which never happens here (no kubelet runs the pods).
+	got = waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress)
 	wantKey := vaultSrv.Mount() + "/" + vaultSrv.Key() + ":v1"
-	if es := got.Status.Encryption; es == nil || es.KeyID != wantKey || es.MigratedKeyID != wantKey {
-		t.Errorf("status.encryption = %+v, want key ID %s, nothing to migrate on a new control plane", es, wantKey)
+	if es := got.Status.Encryption; es == nil || es.KeyID != wantKey || es.MigratedKeyID != "" {
+		t.Errorf("status.encryption = %+v, want key ID %s, nothing migrated yet", es, wantKey)
 	}
 	assertEncryptionConfig(t, ns, "enc", []string{"secrets"})
 	d := waitAPIServerDeployment(t, ns, "enc")
@@ -130,14 +132,35 @@ func TestEncryptionSettingsAreCheckedAgainstVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	vaultUp = true
-	waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress)
 
-	// Encryption cannot be switched off again: the data needs the key.
-	before := &marinav1alpha1.ControlPlane{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cp), before); err != nil {
+	// Resources can be added, which rolls the API servers onto the new
+	// configuration, but never removed.
+	before := d.Spec.Template.Annotations["checksum.marina.dev/encryption"]
+	if before == "" {
+		t.Errorf("the API server pods carry no checksum of the encryption configuration: %v", d.Spec.Template.Annotations)
+	}
+	patch(t, cp, func(cp *marinav1alpha1.ControlPlane) {
+		cp.Spec.Encryption.Resources = append(cp.Spec.Encryption.Resources, "configmaps")
+	})
+	waitFor(t, "the configuration and the pods' checksum to follow", func() bool {
+		d, err := apiServerDeployment(t, ns, "enc")
+		return err == nil && d.Spec.Template.Annotations["checksum.marina.dev/encryption"] != before
+	})
+	assertEncryptionConfig(t, ns, "enc", []string{"secrets", "configmaps"})
+
+	// Neither a resource nor encryption itself can be taken away again:
+	// the data needs the key.
+	current := &marinav1alpha1.ControlPlane{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cp), current); err != nil {
 		t.Fatal(err)
 	}
-	off := before.DeepCopy()
+	fewer := current.DeepCopy()
+	fewer.Spec.Encryption.Resources = []string{"configmaps"}
+	if err := k8s.Update(ctx, fewer); err == nil || !strings.Contains(err.Error(), "spec.encryption.resources can only grow") {
+		t.Errorf("removing secrets from spec.encryption.resources: err = %v, want a validation error naming it", err)
+	}
+	off := current.DeepCopy()
 	off.Spec.Encryption = nil
 	if err := k8s.Update(ctx, off); err == nil || !strings.Contains(err.Error(), "spec.encryption cannot be removed") {
 		t.Errorf("removing spec.encryption: err = %v, want a validation error naming it", err)
@@ -195,7 +218,7 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	assertMessage(t, got, marinav1alpha1.ConditionEncryptionReady, "auth/"+mount)
 
 	patch(t, cp, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Encryption.KMS.Vault.Auth.Kubernetes.Role = "kms" })
-	waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress)
 	d := waitAPIServerDeployment(t, ns, "kube")
 	if d.Spec.Template.Spec.ServiceAccountName != "kube-kms-vault" {
 		t.Errorf("API server pods run as %q, want the plugin's service account", d.Spec.Template.Spec.ServiceAccountName)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,16 +53,18 @@ func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, 
 	if enc == nil || es == nil || es.KeyID == "" || s.degraded {
 		return proceed, nil
 	}
-	if es.Migration == nil {
-		if es.MigratedKeyID == es.KeyID && slices.Equal(es.MigratedResources, enc.Resources) {
-			return proceed, nil
-		}
-		es.Migration = &marinav1alpha1.StorageMigration{KeyID: es.KeyID, StartTime: ptrNow()}
+	if es.Migration == nil && es.MigratedKeyID == es.KeyID && sameSet(es.MigratedResources, enc.Resources) {
+		return proceed, nil
 	}
+	// Progress goes into the status: a status written from a cache that
+	// lags behind the last page must fail, not rewind the migration.
+	s.optimisticStatus = true
 	m := es.Migration
-	if m.KeyID != es.KeyID || (m.Resource != "" && !slices.Contains(enc.Resources, m.Resource)) {
-		// Rotated again, or the resources changed, on the way: start over.
-		*m = marinav1alpha1.StorageMigration{KeyID: es.KeyID, StartTime: ptrNow()}
+	if m == nil || m.KeyID != es.KeyID || !slices.Equal(m.Resources, enc.Resources) {
+		// New, or rotated again or the resources changed on the way:
+		// start (over).
+		m = &marinav1alpha1.StorageMigration{KeyID: es.KeyID, Resources: slices.Clone(enc.Resources), StartTime: ptrNow()}
+		es.Migration = m
 	}
 
 	if m.Resource == "" {
@@ -73,77 +76,116 @@ func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, 
 		if !inUse || (rotated && time.Since(m.StartTime.Time) < keyAdoptionGrace) {
 			s.set(cond, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress, fmt.Sprintf(
 				"waiting for the API servers to encrypt with transit key %s (they ask the KMS plugin once a minute) before rewriting %s",
-				m.KeyID, strings.Join(enc.Resources, ", ")))
+				m.KeyID, strings.Join(m.Resources, ", ")))
 			s.requeue(5 * time.Second)
 			return proceed, nil
 		}
-		m.Resource = enc.Resources[0]
+		m.Resource = m.Resources[0]
 	}
 
-	n, next, err := r.rewritePage(ctx, s, m.Resource, m.Continue)
-	m.Rewritten += n
-	if apierrors.IsResourceExpired(err) {
-		// The list's snapshot was compacted away: list this resource
-		// again; rewriting an object twice does no harm.
-		m.Continue = ""
-		s.requeue(time.Second)
-		return proceed, nil
+	page, err := r.rewritePage(ctx, s, m.Resource, m.Continue)
+	m.Rewritten += page.rewritten
+	m.Failed += page.failed
+	if page.lastFailure != "" {
+		m.LastFailure = page.lastFailure
 	}
 	if err != nil {
 		return proceed, fmt.Errorf("rewrite %s: %w", m.Resource, err)
 	}
-	m.Continue = next
-	if next == "" {
-		if i := slices.Index(enc.Resources, m.Resource); i+1 < len(enc.Resources) {
-			m.Resource = enc.Resources[i+1]
+	m.Continue = page.next
+	if m.Continue == "" {
+		if i := slices.Index(m.Resources, m.Resource); i+1 < len(m.Resources) {
+			m.Resource = m.Resources[i+1]
 		} else {
-			es.MigratedKeyID, es.MigratedResources, es.Migration = m.KeyID, slices.Clone(enc.Resources), nil
-			msg := fmt.Sprintf("%s encrypted with Vault transit key %s; the storage migration rewrote %d objects",
-				strings.Join(enc.Resources, ", "), m.KeyID, m.Rewritten)
-			s.done(cond, msg)
-			if r.Recorder != nil {
-				r.Recorder.Eventf(cp, nil, corev1.EventTypeNormal, "StorageMigrated", "Migrate", "%s", msg)
-			}
-			log.FromContext(ctx).Info("Storage migration done", "keyID", m.KeyID, "resources", enc.Resources, "rewritten", m.Rewritten)
+			r.migrationDone(ctx, s)
 			return proceed, nil
 		}
 	}
-	s.set(cond, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress, fmt.Sprintf(
-		"rewriting %s with transit key %s: %d objects so far, now %s", strings.Join(enc.Resources, ", "), m.KeyID, m.Rewritten, m.Resource))
+	msg := fmt.Sprintf("rewriting %s with transit key %s: %d objects so far, now %s",
+		strings.Join(m.Resources, ", "), m.KeyID, m.Rewritten, m.Resource)
+	if m.Failed > 0 {
+		msg += fmt.Sprintf("; %d refused, the last: %s", m.Failed, m.LastFailure)
+	}
+	s.set(cond, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress, msg)
 	s.requeue(100 * time.Millisecond)
 	return proceed, nil
+}
+
+func (r *Reconciler) migrationDone(ctx context.Context, s *scope) {
+	const cond = marinav1alpha1.ConditionEncryptionReady
+	cp, es := s.cp, s.cp.Status.Encryption
+	m := es.Migration
+	es.MigratedKeyID, es.MigratedResources, es.Migration = m.KeyID, m.Resources, nil
+	msg := fmt.Sprintf("%s encrypted with Vault transit key %s; the storage migration rewrote %d objects",
+		strings.Join(m.Resources, ", "), m.KeyID, m.Rewritten)
+	eventType := corev1.EventTypeNormal
+	if m.Failed > 0 {
+		// Done as far as it can go: rewriting them again would be refused
+		// again. They move to the new key when next written.
+		msg += fmt.Sprintf("; %d objects were refused and keep an older key until they are written (the last: %s)", m.Failed, m.LastFailure)
+		eventType = corev1.EventTypeWarning
+	}
+	s.done(cond, msg)
+	if r.Recorder != nil {
+		r.Recorder.Eventf(cp, nil, eventType, "StorageMigrated", "Migrate", "%s", msg)
+	}
+	log.FromContext(ctx).Info("Storage migration done", "keyID", m.KeyID, "resources", m.Resources, "rewritten", m.Rewritten, "failed", m.Failed)
+}
+
+// pageResult is what one page of a migration did.
+type pageResult struct {
+	rewritten, failed int64
+	lastFailure       string
+	next              string // the list's continue token; "" after the last page
 }
 
 // rewritePage reads one page of a resource (resource or resource.group) and
 // writes every object back unchanged. Objects changed or deleted meanwhile
 // need no rewrite: whoever changed them wrote them with the current key.
-func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont string) (int64, string, error) {
-	res, group, _ := strings.Cut(resource, ".")
-	gvk, err := s.fed.RESTMapper().KindFor(schema.GroupVersionResource{Group: group, Resource: res})
+// An object the API server refuses to write is counted and skipped.
+func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont string) (pageResult, error) {
+	var res pageResult
+	name, group, _ := strings.Cut(resource, ".")
+	gvk, err := s.fed.RESTMapper().KindFor(schema.GroupVersionResource{Group: group, Resource: name})
 	if meta.IsNoMatchError(err) {
 		// Not served (yet): nothing of it is stored.
-		return 0, "", nil
+		return res, nil
 	}
 	if err != nil {
-		return 0, "", err
+		return res, err
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := s.fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont}); err != nil {
-		return 0, "", err
+	err = s.fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
+	if apierrors.IsResourceExpired(err) {
+		// The list's snapshot was compacted away. The API server offers a
+		// token that goes on from the same place without the snapshot:
+		// objects written meanwhile were written with the current key.
+		var status apierrors.APIStatus
+		if errors.As(err, &status) && status.Status().ListMeta.Continue != "" {
+			cont = status.Status().ListMeta.Continue
+			err = s.fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
+		}
 	}
-	var n int64
+	if err != nil {
+		return res, err
+	}
 	for i := range list.Items {
-		err := s.fed.Update(ctx, &list.Items[i])
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			continue
+		obj := &list.Items[i]
+		err := s.fed.Update(ctx, obj)
+		switch {
+		case err == nil:
+			res.rewritten++
+		case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		case apierrors.IsInvalid(err), apierrors.IsForbidden(err), apierrors.IsBadRequest(err):
+			res.failed++
+			res.lastFailure = fmt.Sprintf("%s %s/%s: %v", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		default:
+			return res, fmt.Errorf("%s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
-		if err != nil {
-			return n, "", fmt.Errorf("%s %s/%s: %w", gvk.Kind, list.Items[i].GetNamespace(), list.Items[i].GetName(), err)
-		}
-		n++
 	}
-	return n, list.GetContinue(), nil
+	res.next = list.GetContinue()
+	return res, nil
 }
 
 // apiServerReportsKey says whether the API server answering has heard keyID

@@ -47,6 +47,9 @@ type scope struct {
 	// degraded: Vault is unreachable with settings that worked; the API
 	// servers keep running on cached data keys.
 	degraded bool
+	// optimisticStatus makes the status patch fail on a newer status
+	// (migration progress must not be rewound by a stale cache).
+	optimisticStatus bool
 	// requeueAfter asks for another look even when every stage is done,
 	// such as polling Vault for a key rotation; the shortest wins.
 	requeueAfter time.Duration
