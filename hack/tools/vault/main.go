@@ -161,12 +161,21 @@ func initDev(core *vault.Core, rootToken, dataDir string) error {
 			return fmt.Errorf("read storage in %s: %w", dataDir, err)
 		}
 		if initialised {
+			// The key file is written last on the first start, so a first
+			// start that was cut short leaves no key: say how to recover.
 			key, err := os.ReadFile(keyFile)
 			if err != nil {
-				return fmt.Errorf("storage in %s is initialised but its unseal key is unreadable: %w", dataDir, err)
+				return fmt.Errorf("storage in %s is initialised but its unseal key is unreadable (a first start cut short?); remove the folder to start over: %w", dataDir, err)
 			}
 			if unsealed, err := core.Unseal(key); err != nil || !unsealed {
 				return fmt.Errorf("unseal with %s: %v", keyFile, err)
+			}
+			resp, err := core.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, ClientToken: rootToken, Path: "auth/token/lookup-self"})
+			if err == nil && resp.IsError() {
+				err = resp.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("storage in %s does not know this root token (it was made with another one); remove the folder to start over: %w", dataDir, err)
 			}
 			return nil
 		}
@@ -176,13 +185,6 @@ func initDev(core *vault.Core, rootToken, dataDir string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("initialise: %w", err)
-	}
-	if dataDir != "" {
-		// A dev server's convenience, as dev mode prints the key: never
-		// how a real Vault keeps its unseal keys.
-		if err := os.WriteFile(keyFile, res.SecretShares[0], 0o600); err != nil {
-			return fmt.Errorf("keep the unseal key: %w", err)
-		}
 	}
 	if unsealed, err := core.Unseal(slices.Clone(res.SecretShares[0])); err != nil || !unsealed {
 		return fmt.Errorf("unseal: %v", err)
@@ -209,6 +211,14 @@ func initDev(core *vault.Core, rootToken, dataDir string) error {
 		Operation: logical.UpdateOperation, ClientToken: res.RootToken, Path: "auth/token/revoke-self",
 	}); err != nil {
 		return fmt.Errorf("revoke the generated root token: %w", err)
+	}
+	if dataDir != "" {
+		// A dev server's convenience, as dev mode prints the key: never
+		// how a real Vault keeps its unseal keys. Written last, once the
+		// storage is complete.
+		if err := os.WriteFile(keyFile, res.SecretShares[0], 0o600); err != nil {
+			return fmt.Errorf("keep the unseal key: %w", err)
+		}
 	}
 	return nil
 }

@@ -205,4 +205,19 @@ func TestDataDirKeepsKeysAcrossARestart(t *testing.T) {
 	if v := key.Data["latest_version"]; v == nil || v.(interface{ String() string }).String() != "2" {
 		t.Errorf("latest_version after the restart = %v, want the rotated 2", v)
 	}
+
+	// The storage answers only to the root token it was made with; another
+	// one is an error that says how to start over, not a silent 403 later.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	other := s
+	other.RootToken = "another-root"
+	err = other.Start(ctx)
+	if err == nil {
+		_ = other.Stop()
+	}
+	if err == nil || !strings.Contains(proc.LogTail(other.Process(), 5), "remove the folder") {
+		t.Errorf("start with another root token: %v; log: %s", err, proc.LogTail(other.Process(), 5))
+	}
 }
