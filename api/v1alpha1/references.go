@@ -18,6 +18,22 @@ type SecretKeyReference struct {
 	Key string `json:"key,omitempty"`
 }
 
+// KeyOr is the key the reference names, or def, the key its field
+// documents as the default.
+func (r SecretKeyReference) KeyOr(def string) string {
+	if r.Key == "" {
+		return def
+	}
+	return r.Key
+}
+
+// Default keys of the Secrets spec.encryption.kms.vault names.
+const (
+	DefaultVaultCABundleKey   = "ca.crt"
+	DefaultVaultTokenKey      = "token"
+	DefaultAppRoleSecretIDKey = "secret-id"
+)
+
 // SecretReference points at a whole Secret in the namespace of the object
 // that holds the reference.
 type SecretReference struct {

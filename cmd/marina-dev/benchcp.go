@@ -46,15 +46,9 @@ func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error
 		return nil, err
 	}
 	const ns = "marina-bench"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
-	}
-	defer func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) }()
-	sec, err := env.EtcdClientSecret(ns)
+	cleanup, err := benchNamespace(ctx, env, c, ns)
+	defer cleanup()
 	if err != nil {
-		return nil, err
-	}
-	if err := c.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	metricsURL, err := operatorMetricsURL(ctx, c)
@@ -67,7 +61,7 @@ func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error
 		return nil, err
 	}
 	for i := range 3 {
-		d, err := provision(ctx, env, c, dc, ns, []string{fmt.Sprintf("single-%d", i)})
+		d, err := provision(ctx, env, c, dc, ns, []string{fmt.Sprintf("single-%d", i)}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +76,7 @@ func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error
 		names = append(names, fmt.Sprintf("five-%d", i))
 	}
 	start := time.Now()
-	if b.each, err = provision(ctx, env, c, dc, ns, names); err != nil {
+	if b.each, err = provision(ctx, env, c, dc, ns, names, nil); err != nil {
 		return nil, err
 	}
 	b.concurrent = time.Since(start)
@@ -122,9 +116,26 @@ func mgmtClient(dc localenv.DataCenter) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
-// provision creates the ControlPlanes at once and returns how long each
-// took to become Ready.
-func provision(ctx context.Context, env *localenv.Env, c client.Client, dc localenv.DataCenter, ns string, names []string) ([]time.Duration, error) {
+// benchNamespace creates the namespace with the external etcd's client
+// Secret and any other objects; cleanup deletes the namespace.
+func benchNamespace(ctx context.Context, env *localenv.Env, c client.Client, ns string, objs ...client.Object) (cleanup func(), err error) {
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	cleanup = func() { _ = c.Delete(context.Background(), nsObj) }
+	sec, err := env.EtcdClientSecret(ns)
+	if err != nil {
+		return cleanup, err
+	}
+	for _, obj := range append([]client.Object{nsObj, sec}, objs...) {
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return cleanup, err
+		}
+	}
+	return cleanup, nil
+}
+
+// provision creates the ControlPlanes at once, each changed by mutate if
+// given, and returns how long each took to become Ready.
+func provision(ctx context.Context, env *localenv.Env, c client.Client, dc localenv.DataCenter, ns string, names []string, mutate func(*marinav1alpha1.ControlPlane)) ([]time.Duration, error) {
 	start := time.Now()
 	for _, n := range names {
 		cp, err := env.ControlPlane(dc, ns, n)
@@ -132,6 +143,9 @@ func provision(ctx context.Context, env *localenv.Env, c client.Client, dc local
 			return nil, err
 		}
 		cp.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
+		if mutate != nil {
+			mutate(cp)
+		}
 		if err := c.Create(ctx, cp); err != nil {
 			return nil, err
 		}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -41,47 +39,28 @@ func benchEncryption(ctx context.Context, env *localenv.Env) (*kmsBench, error) 
 		return nil, err
 	}
 	const ns = "marina-bench-kms"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
-	}
-	defer func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) }()
-	sec, err := env.EtcdClientSecret(ns)
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault-token"}, StringData: map[string]string{"token": localenv.VaultRootToken}}
+	cleanup, err := benchNamespace(ctx, env, c, ns, token)
+	defer cleanup()
 	if err != nil {
 		return nil, err
-	}
-	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault-token"}, StringData: map[string]string{"token": localenv.VaultRootToken}}
-	for _, obj := range []client.Object{sec, token} {
-		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
-		}
 	}
 	v := env.Vault()
-	cp, err := env.ControlPlane(dc, ns, "kms")
+	ready, err := provision(ctx, env, c, dc, ns, []string{"kms"}, func(cp *marinav1alpha1.ControlPlane) {
+		cp.Spec.Encryption = &marinav1alpha1.EncryptionSpec{KMS: marinav1alpha1.KMSSpec{Vault: marinav1alpha1.VaultKMS{
+			Address: v.URL(), TransitMount: v.Mount(), KeyName: v.Key(),
+			Auth: marinav1alpha1.VaultAuth{Token: &marinav1alpha1.VaultTokenAuth{SecretRef: marinav1alpha1.SecretKeyReference{Name: "vault-token"}}},
+		}}}
+	})
+	defer func() { _ = deleteAll(context.Background(), c, ns) }()
 	if err != nil {
 		return nil, err
 	}
-	cp.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
-	cp.Spec.Encryption = &marinav1alpha1.EncryptionSpec{KMS: marinav1alpha1.KMSSpec{Vault: marinav1alpha1.VaultKMS{
-		Address: v.URL(), TransitMount: v.Mount(), KeyName: v.Key(),
-		Auth: marinav1alpha1.VaultAuth{Token: &marinav1alpha1.VaultTokenAuth{SecretRef: marinav1alpha1.SecretKeyReference{Name: "vault-token"}}},
-	}}}
-	start := time.Now()
-	if err := c.Create(ctx, cp); err != nil {
+	cp := &marinav1alpha1.ControlPlane{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kms"}, cp); err != nil {
 		return nil, err
 	}
-	defer func() { _ = deleteAll(context.Background(), c, ns) }()
-	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), cp); err == nil {
-			if r := meta.FindStatusCondition(cp.Status.Conditions, marinav1alpha1.ConditionReady); r != nil && r.Status == metav1.ConditionTrue {
-				break
-			}
-		}
-		if time.Since(start) > 5*time.Minute {
-			return nil, fmt.Errorf("encrypted ControlPlane not Ready after 5 minutes: %v", cp.Status.Conditions)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	b := &kmsBench{ready: time.Since(start), workers: 8, payloadBytes: 1024, window: 20 * time.Second}
+	b := &kmsBench{ready: ready[0], workers: 8, payloadBytes: 1024, window: 20 * time.Second}
 	fed, err := federationClient(ctx, c, cp)
 	if err != nil {
 		return nil, err

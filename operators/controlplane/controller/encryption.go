@@ -161,7 +161,7 @@ func (r *Reconciler) vaultConfig(ctx context.Context, s *scope) (cfg kmsvault.Co
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", vk.Address, vk.Namespace, vk.TransitMount, vk.KeyName)
 
 	read := func(ref marinav1alpha1.SecretKeyReference, defKey, field string) ([]byte, bool, error) {
-		key := keyOr(ref.Key, defKey)
+		key := ref.KeyOr(defKey)
 		sec := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, sec)
 		if apierrors.IsNotFound(err) {
@@ -182,7 +182,7 @@ func (r *Reconciler) vaultConfig(ctx context.Context, s *scope) (cfg kmsvault.Co
 
 	const field = "spec.encryption.kms.vault"
 	if ref := vk.CABundleSecretRef; ref != nil {
-		ca, ok, err := read(*ref, "ca.crt", field+".caBundleSecretRef")
+		ca, ok, err := read(*ref, marinav1alpha1.DefaultVaultCABundleKey, field+".caBundleSecretRef")
 		if err != nil || !ok {
 			return cfg, "", reason, msg, err
 		}
@@ -191,13 +191,13 @@ func (r *Reconciler) vaultConfig(ctx context.Context, s *scope) (cfg kmsvault.Co
 	a := vk.Auth
 	switch {
 	case a.Token != nil:
-		tok, ok, err := read(a.Token.SecretRef, "token", field+".auth.token.secretRef")
+		tok, ok, err := read(a.Token.SecretRef, marinav1alpha1.DefaultVaultTokenKey, field+".auth.token.secretRef")
 		if err != nil || !ok {
 			return cfg, "", reason, msg, err
 		}
 		cfg.Auth.Token = string(tok)
 	case a.AppRole != nil:
-		sid, ok, err := read(a.AppRole.SecretIDSecretRef, "secret-id", field+".auth.appRole.secretIDSecretRef")
+		sid, ok, err := read(a.AppRole.SecretIDSecretRef, marinav1alpha1.DefaultAppRoleSecretIDKey, field+".auth.appRole.secretIDSecretRef")
 		if err != nil || !ok {
 			return cfg, "", reason, msg, err
 		}
@@ -215,13 +215,6 @@ func (r *Reconciler) vaultConfig(ctx context.Context, s *scope) (cfg kmsvault.Co
 		fmt.Fprintf(h, "kubernetes:%s:%s\x00", a.Kubernetes.Path, a.Kubernetes.Role)
 	}
 	return cfg, hex.EncodeToString(h.Sum(nil))[:16], "", "", nil
-}
-
-func keyOr(key, def string) string {
-	if key == "" {
-		return def
-	}
-	return key
 }
 
 // The EncryptionConfiguration, in the shape of apiserver.config.k8s.io/v1

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -63,7 +64,7 @@ func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, 
 	if m == nil || m.KeyID != es.KeyID || !slices.Equal(m.Resources, enc.Resources) {
 		// New, or rotated again or the resources changed on the way:
 		// start (over).
-		m = &marinav1alpha1.StorageMigration{KeyID: es.KeyID, Resources: slices.Clone(enc.Resources), StartTime: ptrNow()}
+		m = &marinav1alpha1.StorageMigration{KeyID: es.KeyID, Resources: slices.Clone(enc.Resources), StartTime: ptr.To(metav1.Now())}
 		es.Migration = m
 	}
 
@@ -213,9 +214,4 @@ func reportsKey(metrics []byte, keyID string) bool {
 		}
 	}
 	return false
-}
-
-func ptrNow() *metav1.Time {
-	t := metav1.Now()
-	return &t
 }

@@ -329,15 +329,15 @@ func encryptionValues(e *marinav1alpha1.EncryptionSpec, opts Options) *Encryptio
 	vk := &e.KMS.Vault
 	vault := VaultValues{Address: vk.Address, Namespace: vk.Namespace, TransitMount: vk.TransitMount, KeyName: vk.KeyName}
 	if ref := vk.CABundleSecretRef; ref != nil {
-		vault.CASecret = &SecretKeyValues{Name: ref.Name, Key: keyOr(ref.Key, "ca.crt")}
+		vault.CASecret = &SecretKeyValues{Name: ref.Name, Key: ref.KeyOr(marinav1alpha1.DefaultVaultCABundleKey)}
 	}
 	switch a := vk.Auth; {
 	case a.Token != nil:
-		vault.Auth.Token = &TokenAuthValues{SecretName: a.Token.SecretRef.Name, Key: keyOr(a.Token.SecretRef.Key, "token")}
+		vault.Auth.Token = &TokenAuthValues{SecretName: a.Token.SecretRef.Name, Key: a.Token.SecretRef.KeyOr(marinav1alpha1.DefaultVaultTokenKey)}
 	case a.AppRole != nil:
 		vault.Auth.AppRole = &AppRoleAuthValues{
 			Path: a.AppRole.Path, RoleID: a.AppRole.RoleID,
-			SecretIDSecretName: a.AppRole.SecretIDSecretRef.Name, Key: keyOr(a.AppRole.SecretIDSecretRef.Key, "secret-id"),
+			SecretIDSecretName: a.AppRole.SecretIDSecretRef.Name, Key: a.AppRole.SecretIDSecretRef.KeyOr(marinav1alpha1.DefaultAppRoleSecretIDKey),
 		}
 	case a.Kubernetes != nil:
 		vault.Auth.Kubernetes = &KubernetesAuthValues{Path: a.Kubernetes.Path, Role: a.Kubernetes.Role}
@@ -347,11 +347,4 @@ func encryptionValues(e *marinav1alpha1.EncryptionSpec, opts Options) *Encryptio
 		ConfigSecretName: opts.EncryptionConfigSecret,
 		Plugin:           PluginValues{Image: ImageValues{Reference: opts.KMSPluginImage}, Vault: vault},
 	}
-}
-
-func keyOr(key, def string) string {
-	if key == "" {
-		return def
-	}
-	return key
 }
