@@ -27,6 +27,7 @@ import (
 
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/network"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
@@ -126,10 +127,12 @@ func TestCRDBundleServerServesBundles(t *testing.T) {
 	defer cancel()
 	dc := env.DataCenters()[0]
 	inNode := &http.Client{Transport: &http.Transport{DialContext: network.DialContext(dc.NodeHost.Name)}, Timeout: 5 * time.Second}
-	for name, want := range map[string]string{
-		"marina-crds.tar.gz": "crds/marina.dev_controlplanes.yaml",
-		"karmada-crds-" + localenv.KarmadaCRDVersion + ".tar.gz": "crds/cluster.karmada.io_clusters.yaml",
-	} {
+	bundles := map[string]string{"marina-crds.tar.gz": "crds/marina.dev_controlplanes.yaml"}
+	for _, r := range engine.Releases() {
+		// The engine's own bundle, as its releases lay it out.
+		bundles[localenv.KarmadaCRDBundle(r.Checked)] = "crds/bases/work/work.karmada.io_resourcebindings.yaml"
+	}
+	for name, want := range bundles {
 		bundle := fetch(ctx, t, inNode, localenv.BundleURL(name))
 		sumLine := fetch(ctx, t, inNode, localenv.BundleURL(name+".sha256"))
 		sum := sha256.Sum256(bundle)

@@ -74,6 +74,13 @@ const (
 	ReasonInvalidContent = "InvalidContent"
 	// ReasonAPIServerUnavailable: the federation API server does not answer.
 	ReasonAPIServerUnavailable = "APIServerUnavailable"
+	// ReasonAPIServiceUnavailable: an APIService Marina registered in the
+	// federation API server is not Available (the aggregator cannot reach
+	// or trust the server behind it).
+	ReasonAPIServiceUnavailable = "APIServiceUnavailable"
+	// ReasonWebhookUnavailable: the federation API server cannot call the
+	// engine's admission webhook.
+	ReasonWebhookUnavailable = "WebhookUnavailable"
 	// ReasonRolloutInProgress: pods of a component are being replaced.
 	ReasonRolloutInProgress = "RolloutInProgress"
 	// ReasonDataCenterMismatch: the object names another data center than

@@ -12,9 +12,13 @@ type ControlPlaneSpec struct {
 	// Version of the federation engine (Karmada-compatible), such as v1.16.0.
 	// It selects the default images of every component and the CRD bundle.
 	// Changing it upgrades the control plane.
+	// The supported minors are v1.16, v1.17 and v1.18 (each with its
+	// Kubernetes version, CRD bundle and webhooks); upgrade one minor at a
+	// time.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^v1[.](16|17|18)[.]')",message="supported engine minors are v1.16, v1.17 and v1.18"
 	Version string `json:"version"`
 
 	// DataCenter this control plane runs in. It is a DNS label, such as
@@ -406,6 +410,7 @@ type VaultKubernetesAuth struct {
 
 // ComponentsSpec tunes each component of a control plane. The API server and
 // kube-controller-manager always run; the others can be switched off.
+// +kubebuilder:validation:XValidation:rule="!(has(self.aggregatedAPIServer) && has(self.aggregatedAPIServer.enabled) && !self.aggregatedAPIServer.enabled) || ((has(self.controllerManager) && has(self.controllerManager.enabled) && !self.controllerManager.enabled) && (has(self.scheduler) && has(self.scheduler.enabled) && !self.scheduler.enabled))",message="the engine's controllerManager and scheduler need the aggregatedAPIServer, which serves the Clusters they watch: enable aggregatedAPIServer or disable both",fieldPath=".aggregatedAPIServer.enabled",reason=FieldValueInvalid
 type ComponentsSpec struct {
 	// APIServer is the federation API server (kube-apiserver).
 	// +optional

@@ -305,6 +305,14 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 
 		// ControlPlane: version, data center, images.
 		{"version without v", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Version = "1.16.0" }), "spec.version", "should match"},
+		{"unsupported engine minor", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Version = "v1.15.3" }), "spec.version", "supported engine minors are v1.16, v1.17 and v1.18"},
+		{"engine controller manager without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
+			cp.Spec.Components.AggregatedAPIServer.Enabled = ptr.To(false)
+		}), "spec.components.aggregatedAPIServer.enabled", "the engine's controllerManager and scheduler need the aggregatedAPIServer"},
+		{"engine scheduler without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
+			cp.Spec.Components.AggregatedAPIServer.Enabled = ptr.To(false)
+			cp.Spec.Components.ControllerManager.Enabled = ptr.To(false)
+		}), "spec.components.aggregatedAPIServer.enabled", "need the aggregatedAPIServer"},
 		{"data center not a DNS label", cpWith(func(cp *v1.ControlPlane) { cp.Spec.DataCenter = "FRA_1" }), "spec.dataCenter", "should match"},
 		{"image registry with a scheme", cpWith(func(cp *v1.ControlPlane) { cp.Spec.ImageRegistry = "https://registry.example.com" }), "spec.imageRegistry", "should match"},
 		{"unknown pull policy", cpWith(func(cp *v1.ControlPlane) { cp.Spec.ImagePullPolicy = "Sometimes" }), "spec.imagePullPolicy", "Unsupported value"},

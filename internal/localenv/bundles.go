@@ -15,7 +15,9 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/marina-platform/marina/internal/enginecrds"
 	"github.com/marina-platform/marina/internal/localenv/proc"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 // BundlePort is where the CRD-bundle server listens in the shared
@@ -28,17 +30,19 @@ func BundleURL(name string) string {
 	return "http://" + net.JoinHostPort(SharedHost.IP.String(), strconv.Itoa(BundlePort)) + "/" + name
 }
 
-// KarmadaCRDVersion is the Karmada release whose policy, work, config and
-// cluster APIs the local Karmada CRD bundle (hack/crd-bundles/karmada, written
-// for Marina) follows; it is published as karmada-crds-<version>.tar.gz.
-const KarmadaCRDVersion = "v1.16.0"
+// KarmadaVersion is the engine release the environment's ControlPlanes
+// run: the oldest supported one, so that tests can upgrade from it.
+var KarmadaVersion = engine.Releases()[0].Checked
+
+// KarmadaCRDBundle is where the mirror publishes a release's CRD bundle,
+// laid out as the engine's releases are: karmada/<version>/crds.tar.gz.
+func KarmadaCRDBundle(version string) string { return "karmada/" + version + "/crds.tar.gz" }
 
 // bundleSources are the folders of Marina's tree published as CRD bundles:
 // name of the tarball, folder it packs. The tarball holds the folder's YAML
 // files under crds/, the layout the controlplane operator unpacks.
 var bundleSources = []struct{ name, dir string }{
 	{"marina-crds.tar.gz", "charts/marina/crds"},
-	{"karmada-crds-" + KarmadaCRDVersion + ".tar.gz", "hack/crd-bundles/karmada/crds"},
 }
 
 func (e *Env) bundleDir() string { return filepath.Join(e.opts.Dir, "shared", "bundles") }
@@ -64,15 +68,12 @@ func (e *Env) startBundleServer(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bundle %s: %w", b.name, err)
 		}
-		sum := sha256.Sum256(data)
-		if err := os.WriteFile(filepath.Join(e.bundleDir(), b.name), data, 0o644); err != nil {
+		if err := publish(e.bundleDir(), b.name, data); err != nil {
 			return err
 		}
-		// The sha256sum format, which mirrors commonly publish.
-		line := hex.EncodeToString(sum[:]) + "  " + b.name + "\n"
-		if err := os.WriteFile(filepath.Join(e.bundleDir(), b.name+".sha256"), []byte(line), 0o644); err != nil {
-			return err
-		}
+	}
+	if err := PublishKarmadaBundles(ctx, e.opts.RepoRoot, e.bundleDir()); err != nil {
+		return err
 	}
 	s := e.bundleServer()
 	if err := goBuild(ctx, e.opts.RepoRoot, "./hack/fileserver", "", s.Path); err != nil {
@@ -82,6 +83,41 @@ func (e *Env) startBundleServer(ctx context.Context) error {
 		return err
 	}
 	return waitHTTP(ctx, SharedHost.Name, BundleURL(bundleSources[0].name+".sha256"))
+}
+
+// PublishKarmadaBundles copies the engine's own CRD bundle of every
+// supported release into dir, byte for byte, as an air-gapped site's
+// mirror holds them (see package enginecrds for where they come from).
+func PublishKarmadaBundles(ctx context.Context, repoRoot, dir string) error {
+	for _, r := range engine.Releases() {
+		b, err := enginecrds.Ensure(ctx, repoRoot, r.Checked)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(b.Path)
+		if err != nil {
+			return err
+		}
+		if err := publish(dir, KarmadaCRDBundle(r.Checked), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish writes a bundle and, beside it, its sha256 in the sha256sum
+// format mirrors commonly publish.
+func publish(dir, name string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	line := hex.EncodeToString(sum[:]) + "  " + filepath.Base(name) + "\n"
+	return os.WriteFile(p+".sha256", []byte(line), 0o644)
 }
 
 // TarCRDs packs the YAML files of dir under crds/ into a gzipped tarball,

@@ -19,21 +19,19 @@ import (
 // client certificate.
 const EtcdClientSecretName = "external-etcd-client"
 
-// KarmadaCRDBundle is the published name of the Karmada CRD bundle.
-const KarmadaCRDBundle = "karmada-crds-" + KarmadaCRDVersion + ".tar.gz"
-
 // ControlPlane is a ControlPlane that runs in this environment: on the
 // shared external etcd under its own key prefix, with certificates from the
 // environment's ClusterIssuer, the Kubernetes images built from source
 // (never pulled), the engine's components off (there are no images for
-// them), and the Karmada CRD bundle from the environment's HTTP mirror.
+// them; the operator then installs its stand-in Cluster CRD), and the
+// engine's own CRD bundle from the environment's HTTP mirror.
 // `make up` prints it; the e2e tests start from it.
 func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alpha1.ControlPlane, error) {
 	v, err := ReadVersions(e.opts.RepoRoot)
 	if err != nil {
 		return nil, err
 	}
-	sum, err := e.bundleSHA256(KarmadaCRDBundle)
+	sum, err := e.bundleSHA256(KarmadaCRDBundle(KarmadaVersion))
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +40,7 @@ func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alph
 		TypeMeta:   metav1.TypeMeta{APIVersion: marinav1alpha1.GroupVersion.String(), Kind: "ControlPlane"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: marinav1alpha1.ControlPlaneSpec{
-			Version:           KarmadaCRDVersion,
+			Version:           KarmadaVersion,
 			DataCenter:        dc.Name,
 			ImagePullPolicy:   corev1.PullNever,
 			PriorityClassName: "marina-control-plane",
@@ -66,7 +64,7 @@ func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alph
 				Scheduler:           marinav1alpha1.OptionalComponentSpec{Enabled: off},
 				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
 			},
-			CRDs: marinav1alpha1.CRDsSpec{HTTP: &marinav1alpha1.HTTPSource{URL: BundleURL(KarmadaCRDBundle), SHA256: sum}},
+			CRDs: marinav1alpha1.CRDsSpec{HTTP: &marinav1alpha1.HTTPSource{URL: BundleURL(KarmadaCRDBundle(KarmadaVersion)), SHA256: sum}},
 		},
 	}, nil
 }
@@ -110,7 +108,7 @@ func (e *Env) EtcdClientSecret(namespace string) (*corev1.Secret, error) {
 
 // bundleSHA256 reads a published bundle's checksum file.
 func (e *Env) bundleSHA256(name string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(e.bundleDir(), name+".sha256"))
+	data, err := os.ReadFile(filepath.Join(e.bundleDir(), filepath.FromSlash(name)+".sha256"))
 	if err != nil {
 		return "", fmt.Errorf("checksum of bundle %s (is the environment up?): %w", name, err)
 	}

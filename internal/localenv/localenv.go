@@ -274,7 +274,11 @@ func (e *Env) Up(ctx context.Context) error {
 		if versions, err = ReadVersions(e.opts.RepoRoot); err != nil {
 			return err
 		}
-		built, operatorTag, err = e.buildImages(ctx, versions)
+		if built, operatorTag, err = e.buildImages(ctx, versions); err != nil {
+			return err
+		}
+		extra, err := engineImages()
+		built = append(built, extra...)
 		return err
 	}); err != nil {
 		return err

@@ -177,6 +177,38 @@ func (e *Env) buildImages(ctx context.Context, v Versions) (built []builtImage, 
 	return built, operatorTag, nil
 }
 
+// EngineImagesEnv names a folder of image tarballs (as `ctr images import`
+// takes them) that `up` imports into every node next to its own images:
+// the engine's images, which the environment cannot build or pull. Without
+// it, ControlPlanes run with the engine's components off; with it, the
+// e2e suite's real-engine tests run too.
+const EngineImagesEnv = "MARINA_ENGINE_IMAGES"
+
+// engineImages are the tarballs of EngineImagesEnv's folder, keyed by their
+// content so that a changed tarball is imported again.
+func engineImages() ([]builtImage, error) {
+	dir := os.Getenv(EngineImagesEnv)
+	if dir == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.tar"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s=%s holds no image tarballs (*.tar)", EngineImagesEnv, dir)
+	}
+	var out []builtImage
+	for _, f := range files {
+		h := sha256.New()
+		if err := hashFile(h, f); err != nil {
+			return nil, err
+		}
+		out = append(out, builtImage{ref: filepath.Base(f), tarball: f, key: hex.EncodeToString(h.Sum(nil))})
+	}
+	return out, nil
+}
+
 // sourceVersion names the source tree the way the Makefile's VERSION does.
 func sourceVersion(ctx context.Context, repoRoot string) string {
 	cmd := exec.CommandContext(ctx, "git", "describe", "--tags", "--always", "--dirty")

@@ -39,5 +39,6 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 
 		KMSPluginImage:    flags.KMSPluginImage,
 		VaultPollInterval: flags.VaultPollInterval,
+		ClusterDomain:     flags.ClusterDomain,
 	}).SetupWithManager(mgr)
 }

@@ -36,9 +36,7 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 		EndpointHost:           r.loadBalancerHost(ctx, cp),
 		KMSPluginImage:         r.KMSPluginImage,
 		EncryptionConfigSecret: EncryptionConfigSecretName(cp),
-	}
-	if sum := certificatesChecksum(s); sum != "" {
-		opts.Checksums = map[string]string{"certificates": sum}
+		ClusterDomain:          r.ClusterDomain,
 	}
 	if enc := cp.Spec.Encryption; enc != nil {
 		// New API server pods load a changed list of encrypted resources at
@@ -51,6 +49,10 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 	}
 	objs, err := r.Chart.Render(cp.Namespace, render.ValuesFor(cp, opts))
 	if err != nil {
+		return err
+	}
+	// Each pod rolls when a certificate it mounts is renewed, and only then.
+	if err := render.AnnotateCertificates(objs, s.secrets); err != nil {
 		return err
 	}
 	s.objects = objs

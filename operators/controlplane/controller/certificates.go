@@ -2,9 +2,7 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"slices"
@@ -219,29 +217,4 @@ func readyCondition(u *unstructured.Unstructured) *condition {
 		return out
 	}
 	return nil
-}
-
-// certificatesChecksum hashes the certificates the pods mount, so that a
-// renewal changes the pod template and rolls them. The admin certificate is
-// left out: no pod mounts it.
-func certificatesChecksum(s *scope) string {
-	names := make([]string, 0, len(s.secrets))
-	for n, sec := range s.secrets {
-		if sec.Type == corev1.SecretTypeTLS && n != s.cp.Name+"-admin-tls" {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	slices.Sort(names)
-	h := sha256.New()
-	for _, n := range names {
-		sec := s.secrets[n]
-		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, "ca.crt"} {
-			fmt.Fprintf(h, "%s/%s=%d:", n, k, len(sec.Data[k]))
-			h.Write(sec.Data[k])
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }

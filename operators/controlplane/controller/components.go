@@ -2,61 +2,57 @@ package controller
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/component/aggregatedapiserver"
+	"github.com/marina-platform/marina/operators/controlplane/component/webhook"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
-// engineNamespace is where the engine's components keep their Leases in the
-// federation API server (the chart's engineNamespace default).
-const engineNamespace = "karmada-system"
+// The engine's namespaces in the federation API server, as its installers
+// make them: karmada-system holds the components' Leases and the
+// aggregated API server's Service, karmada-cluster the members' credentials.
+const (
+	engineNamespace  = "karmada-system"
+	clusterNamespace = "karmada-cluster"
+)
 
 // reconcileComponents runs kube-controller-manager and the enabled engine
-// components, registers the aggregated API server with the federation API
-// server, and waits until every Deployment has rolled out.
+// components, registers the aggregated API server and the webhook with the
+// federation API server (and removes what disabled components registered),
+// and waits until every Deployment has rolled out, every APIService is
+// Available and the webhook answers.
 func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result, error) {
 	const cond = marinav1alpha1.ConditionComponentsReady
 	cp := s.cp
 	parts := []string{"kube-controller-manager"}
-	engine := false
+	engineOn := false
 	for _, o := range optionalComponents(cp) {
 		if o.enabled {
 			parts = append(parts, o.part)
-			engine = true
+			engineOn = true
+		}
+	}
+	// The namespaces come first: the components expect them at start.
+	if engineOn {
+		if err := r.applyFederation(ctx, s, namespace(engineNamespace), namespace(clusterNamespace)); err != nil {
+			s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+			return retryAfter(r.RetryAfter), nil
 		}
 	}
 	if err := r.applyParts(ctx, s, parts...); err != nil {
 		return proceed, err
 	}
-	if engine {
-		if err := r.applyFederation(ctx, s, namespace(engineNamespace)); err != nil {
-			s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
-			return retryAfter(r.RetryAfter), nil
-		}
-	}
-	if isEnabled(cp, "aggregatedAPIServer") {
-		if err := r.registerAggregatedAPIServer(ctx, s); err != nil {
-			s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
-			return retryAfter(r.RetryAfter), nil
-		}
-	}
-
-	if isEnabled(cp, "webhook") {
-		if err := r.registerWebhook(ctx, s); err != nil {
-			s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
-			return retryAfter(r.RetryAfter), nil
-		}
-	}
 
 	var pending []string
+	reason := marinav1alpha1.ReasonRolloutInProgress
 	for _, part := range parts {
 		p, err := r.deploymentProblem(ctx, s, cp.Name+"-"+part)
 		if err != nil {
@@ -66,9 +62,37 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 			pending = append(pending, p)
 		}
 	}
+
+	problem, err := r.reconcileAggregatedAPIServer(ctx, s)
+	if err != nil {
+		s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+		return retryAfter(r.RetryAfter), nil
+	}
+	if problem != "" && !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-aggregated-apiserver:") }) {
+		// The server runs, yet the aggregator cannot use it.
+		pending = append(pending, problem)
+		reason = marinav1alpha1.ReasonAPIServiceUnavailable
+	}
+
+	webhookRunning := !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-webhook:") })
+	problem, err = r.reconcileWebhook(ctx, s, webhookRunning)
+	if err != nil {
+		s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+		return retryAfter(r.RetryAfter), nil
+	}
+	if problem != "" {
+		pending = append(pending, problem)
+		reason = marinav1alpha1.ReasonWebhookUnavailable
+	}
+
 	if len(pending) > 0 {
-		s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, strings.Join(pending, "; "))
-		return waitForChange(), nil
+		s.blocked(cond, reason, strings.Join(pending, "; "))
+		if reason == marinav1alpha1.ReasonRolloutInProgress {
+			return waitForChange(), nil
+		}
+		// Nothing in the management cluster changes when an APIService
+		// turns Available: look again.
+		return retryAfter(probeInterval), nil
 	}
 	s.done(cond, fmt.Sprintf("%s run", strings.Join(parts, ", ")))
 	return proceed, nil
@@ -83,104 +107,64 @@ func isEnabled(cp *marinav1alpha1.ControlPlane, key string) bool {
 	return false
 }
 
-// registerAggregatedAPIServer makes the federation API server proxy the
-// engine's cluster API to the aggregated API server's Service in the
-// management cluster: an ExternalName Service in the engine namespace and
-// the APIService pointing at it, trusting the serving certificate's CA.
-func (r *Reconciler) registerAggregatedAPIServer(ctx context.Context, s *scope) error {
+// reconcileAggregatedAPIServer registers the cluster.karmada.io API with the
+// federation API server, trusting the server's serving CA, or removes the
+// registration when the server is off. It returns what keeps the APIService
+// from being Available.
+func (r *Reconciler) reconcileAggregatedAPIServer(ctx context.Context, s *scope) (string, error) {
 	cp := s.cp
+	labels := federationLabels(cp, "aggregated-apiserver")
+	if !isEnabled(cp, "aggregatedAPIServer") {
+		return "", aggregatedapiserver.Destroy(ctx, s.fed, engineNamespace, labels)
+	}
 	sec, ok := s.secrets[cp.Name+"-aggregated-apiserver-tls"]
 	if !ok {
-		return fmt.Errorf("secret %s-aggregated-apiserver-tls is missing", cp.Name)
+		return fmt.Sprintf("Secret %s-aggregated-apiserver-tls is not issued yet", cp.Name), nil
 	}
-	svc := &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: engineNamespace, Name: "karmada-aggregated-apiserver"},
-		Spec: corev1.ServiceSpec{
-			Type:         corev1.ServiceTypeExternalName,
-			ExternalName: fmt.Sprintf("%s-aggregated-apiserver.%s.svc.cluster.local", cp.Name, cp.Namespace),
-			Ports:        []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}},
-		},
+	if err := aggregatedapiserver.Deploy(ctx, s.fed, FieldManager, aggregatedapiserver.Values{
+		Namespace:    engineNamespace,
+		ExternalName: fmt.Sprintf("%s-aggregated-apiserver.%s.svc.%s", cp.Name, cp.Namespace, r.clusterDomain()),
+		CABundle:     sec.Data["ca.crt"],
+		Labels:       labels,
+	}); err != nil {
+		return "", err
 	}
-	svcObj, err := toUnstructured(svc)
-	if err != nil {
-		return err
-	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": "v1alpha1.cluster.karmada.io"},
-		"spec": map[string]any{
-			"group":                "cluster.karmada.io",
-			"version":              "v1alpha1",
-			"groupPriorityMinimum": int64(2000),
-			"versionPriority":      int64(10),
-			"caBundle":             base64.StdEncoding.EncodeToString(sec.Data["ca.crt"]),
-			"service":              map[string]any{"namespace": engineNamespace, "name": "karmada-aggregated-apiserver", "port": int64(443)},
-		},
-	}}
-	return r.applyFederation(ctx, s, svcObj, apiService)
+	return aggregatedapiserver.Problem(ctx, s.fed)
 }
 
-// engineWebhooks are the engine's admission webhooks: resource (plural) in
-// group, scope, and whether it mutates, validates or both. The paths follow
-// the engine's convention, /mutate-<kind> and /validate-<kind>, lowercase.
-var engineWebhooks = []struct {
-	group, resource, kind, scope string
-	mutate, validate             bool
-}{
-	{"policy.karmada.io", "propagationpolicies", "propagationpolicy", "Namespaced", true, true},
-	{"policy.karmada.io", "clusterpropagationpolicies", "clusterpropagationpolicy", "Cluster", true, true},
-	{"policy.karmada.io", "overridepolicies", "overridepolicy", "Namespaced", true, true},
-	{"policy.karmada.io", "clusteroverridepolicies", "clusteroverridepolicy", "Cluster", false, true},
-	{"work.karmada.io", "works", "work", "Namespaced", true, false},
-	{"cluster.karmada.io", "clusters", "cluster", "Cluster", false, true},
-}
-
-// registerWebhook points the federation API server's admission at the
-// engine's webhook in the management cluster, trusting its serving CA.
-// Failing closed, as the engine's installers do: a policy the webhook
-// cannot check is not stored.
-func (r *Reconciler) registerWebhook(ctx context.Context, s *scope) error {
+// reconcileWebhook registers the engine's webhooks once the webhook runs
+// (they fail closed, so registering them earlier would refuse every
+// policy write until it does), then checks that the federation API server
+// reaches it; with the webhook off it removes them.
+func (r *Reconciler) reconcileWebhook(ctx context.Context, s *scope, running bool) (string, error) {
 	cp := s.cp
+	labels := federationLabels(cp, "webhook")
+	if !isEnabled(cp, "webhook") {
+		return "", webhook.Destroy(ctx, s.fed, FieldManager, labels)
+	}
+	if !running {
+		return "", nil // the rollout is reported already
+	}
+	release, err := engine.Lookup(cp.Spec.Version)
+	if err != nil {
+		return err.Error(), nil
+	}
 	sec, ok := s.secrets[cp.Name+"-webhook-tls"]
 	if !ok {
-		return fmt.Errorf("secret %s-webhook-tls is missing", cp.Name)
+		return fmt.Sprintf("Secret %s-webhook-tls is not issued yet", cp.Name), nil
 	}
-	caBundle := base64.StdEncoding.EncodeToString(sec.Data["ca.crt"])
-	base := fmt.Sprintf("https://%s-webhook.%s.svc:443/", cp.Name, cp.Namespace)
-	var mutating, validating []any
-	for _, w := range engineWebhooks {
-		hook := func(verb string) map[string]any {
-			return map[string]any{
-				"name": w.kind + ".karmada.io",
-				"rules": []any{map[string]any{
-					"operations": []any{"CREATE", "UPDATE"}, "apiGroups": []any{w.group},
-					"apiVersions": []any{"*"}, "resources": []any{w.resource}, "scope": w.scope,
-				}},
-				"clientConfig":            map[string]any{"url": base + verb + "-" + w.kind, "caBundle": caBundle},
-				"failurePolicy":           "Fail",
-				"sideEffects":             "None",
-				"admissionReviewVersions": []any{"v1"},
-				"timeoutSeconds":          int64(3),
-			}
-		}
-		if w.mutate {
-			mutating = append(mutating, hook("mutate"))
-		}
-		if w.validate {
-			validating = append(validating, hook("validate"))
-		}
+	if err := webhook.Deploy(ctx, s.fed, FieldManager, webhook.Values{
+		Release:  release,
+		BaseURL:  fmt.Sprintf("https://%s-webhook.%s.svc:443", cp.Name, cp.Namespace),
+		CABundle: sec.Data["ca.crt"],
+		Labels:   labels,
+	}); err != nil {
+		return "", err
 	}
-	config := func(kind, name string, hooks []any) *unstructured.Unstructured {
-		return &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
-			"metadata": map[string]any{"name": name}, "webhooks": hooks,
-		}}
+	if err := webhook.Check(ctx, s.fed, engineNamespace); err != nil {
+		return fmt.Sprintf("webhook %s-webhook: %v", cp.Name, err), nil
 	}
-	return r.applyFederation(ctx, s,
-		config("MutatingWebhookConfiguration", "karmada-mutating", mutating),
-		config("ValidatingWebhookConfiguration", "karmada-validating", validating))
+	return "", nil
 }
 
 // applyFederation applies objects inside the control plane's API server.

@@ -79,6 +79,10 @@ type Reconciler struct {
 	vaultMu     sync.Mutex
 	vaultChecks map[types.UID]vaultCheck
 
+	// ClusterDomain is the management cluster's DNS domain; cluster.local
+	// when empty.
+	ClusterDomain string
+
 	// MaxConcurrentReconciles is how many control planes are reconciled at
 	// once; 4 when zero.
 	MaxConcurrentReconciles int
@@ -132,6 +136,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(toControlPlane)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+func (r *Reconciler) clusterDomain() string {
+	if r.ClusterDomain == "" {
+		return "cluster.local"
+	}
+	return r.ClusterDomain
 }
 
 // toControlPlane maps an object labelled with a control plane's name to it.

@@ -5,24 +5,19 @@ import (
 	"errors"
 	"fmt"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/component/crds"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 // ReleaseCRDsURL is where the engine publishes its CRD bundle for a version;
 // used when spec.crds.http is not set.
-func ReleaseCRDsURL(version string) string {
-	return "https://github.com/karmada-io/karmada/releases/download/" + version + "/crds.tar.gz"
-}
+func ReleaseCRDsURL(version string) string { return engine.ReleaseCRDsURL(version) }
 
 // reconcileCRDs downloads the CRD bundle (or takes it from the cache),
-// applies every CRD to the federation API server and waits until they are
+// applies every CRD to the federation API server, its conversion patches
+// filled for the control plane's webhook, and waits until they are
 // established. A new version's bundle updates the CRDs in place; CRDs the
 // new bundle lacks are kept, because deleting a CRD deletes its objects.
 func (r *Reconciler) reconcileCRDs(ctx context.Context, s *scope) (result, error) {
@@ -45,40 +40,48 @@ func (r *Reconciler) reconcileCRDs(ctx context.Context, s *scope) (result, error
 		return retryAfter(r.RetryAfter), nil
 	}
 
-	var pending []string
-	for _, crd := range bundle.CRDs {
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(crd)
-		if err != nil {
-			return proceed, err
+	v := crds.Values{
+		Bundle:         bundle,
+		StandInCluster: !isEnabled(cp, "aggregatedAPIServer"),
+		Labels:         federationLabels(cp, "crds"),
+	}
+	if isEnabled(cp, "webhook") {
+		// ResourceBindings of v1alpha1 and v1alpha2 convert through the
+		// webhook, so the bundle's conversion patches point at it.
+		sec, ok := s.secrets[cp.Name+"-webhook-tls"]
+		if !ok || len(sec.Data["ca.crt"]) == 0 {
+			s.blocked(cond, marinav1alpha1.ReasonCertificateNotReady, fmt.Sprintf("waiting for Secret %s-webhook-tls, the webhook's CA for the CRDs' conversion", cp.Name))
+			return waitForChange(), nil
 		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		if err := s.fed.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-			s.blocked(cond, marinav1alpha1.ReasonInvalidContent, fmt.Sprintf("apply CRD %s from %s: %v", crd.Name, src.URL, err))
-			return retryAfter(r.RetryAfter), nil
-		}
-		got := &apiextensionsv1.CustomResourceDefinition{}
-		if err := s.fed.Get(ctx, client.ObjectKey{Name: crd.Name}, got); err != nil && !apierrors.IsNotFound(err) {
-			return proceed, err
-		}
-		if !established(got) {
-			pending = append(pending, crd.Name)
-		}
+		v.Conversion = &crdbundle.Conversion{Service: cp.Name + "-webhook", Namespace: cp.Namespace, CABundle: sec.Data["ca.crt"]}
+	}
+	applied, err := crds.Deploy(ctx, s.fed, FieldManager, v)
+	if err != nil {
+		s.blocked(cond, marinav1alpha1.ReasonInvalidContent, fmt.Sprintf("CRD bundle %s: %v", src.URL, err))
+		return retryAfter(r.RetryAfter), nil
+	}
+	pending, err := crds.Pending(ctx, s.fed, applied, v.StandInCluster)
+	if err != nil {
+		return proceed, err
 	}
 	if len(pending) > 0 {
-		s.blocked(cond, marinav1alpha1.ReasonProgressing, fmt.Sprintf("%d of %d CRDs are not established yet, such as %s", len(pending), len(bundle.CRDs), pending[0]))
+		s.blocked(cond, marinav1alpha1.ReasonProgressing, fmt.Sprintf("%d of %d CRDs are not established yet, such as %s", len(pending), len(applied), pending[0]))
 		return retryAfter(probeInterval), nil
 	}
-	s.done(cond, fmt.Sprintf("%d CRDs from %s (sha256 %s)", len(bundle.CRDs), src.URL, bundle.SHA256))
+	msg := fmt.Sprintf("%d CRDs from %s (sha256 %s)", len(bundle.CRDs), src.URL, bundle.SHA256)
+	if v.StandInCluster {
+		msg += " and Marina's stand-in Cluster CRD (the aggregated API server is off)"
+	}
+	s.done(cond, msg)
 	return proceed, nil
 }
 
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == apiextensionsv1.Established {
-			return c.Status == apiextensionsv1.ConditionTrue
-		}
+// federationLabels mark what the operator makes inside a control plane's
+// API server, so that it removes exactly that.
+func federationLabels(cp *marinav1alpha1.ControlPlane, component string) map[string]string {
+	return map[string]string{
+		labelManagedBy:                   "marina",
+		labelComponent:                   component,
+		marinav1alpha1.LabelControlPlane: cp.Name,
 	}
-	return false
 }

@@ -45,6 +45,7 @@ const (
 type Flags struct {
 	KMSPluginImage    string
 	VaultPollInterval time.Duration
+	ClusterDomain     string
 }
 
 // Bind registers the flags on fs.
@@ -53,6 +54,8 @@ func (f *Flags) Bind(fs *flag.FlagSet) {
 		"image of the kms-vault KMS plugin run next to the API servers of control planes with spec.encryption; without it those are refused")
 	fs.DurationVar(&f.VaultPollInterval, "vault-poll-interval", DefaultVaultPollInterval,
 		"how often Vault is asked for the transit key's latest version, to notice a rotation")
+	fs.StringVar(&f.ClusterDomain, "cluster-domain", "cluster.local",
+		"DNS domain of the management cluster, in the names of certificates and of the Services the federation API server reaches")
 }
 
 // EncryptionConfigSecretName is the Secret holding a control plane's

@@ -48,8 +48,25 @@ type Source struct {
 type Bundle struct {
 	// SHA256 of the downloaded bytes.
 	SHA256 string
-	// CRDs in the bundle, sorted by name.
+	// CRDs in the bundle, sorted by name, as the bundle has them: before
+	// any patch. Resolve returns them patched.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// Patches are the bundle's partial CRDs, by file name: the engine's
+	// release bundle enables conversion through its webhook this way
+	// (patches/webhook_in_resourcebindings.yaml), with placeholders an
+	// installer fills in.
+	Patches []Patch
+}
+
+// Patch is a partial CRD that a bundle applies to one of its CRDs as a
+// strategic merge patch, as kustomize and the engine's installers do.
+type Patch struct {
+	// File is where the patch is in the bundle.
+	File string
+	// CRD is the name of the CRD it patches.
+	CRD string
+	// Raw is the file's document, placeholders and all.
+	Raw []byte
 }
 
 // The errors Fetch returns, so that callers can tell a person what to fix.
@@ -114,11 +131,11 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, cached bool) (*Bundle, 
 	if src.SHA256 != "" && digest != src.SHA256 {
 		return nil, fmt.Errorf("%w: %s has sha256 %s, expected %s", ErrChecksum, src.URL, digest, src.SHA256)
 	}
-	crds, err := Parse(data, f.MaxBytes)
+	b, err := Parse(data, f.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrContent, src.URL, err)
 	}
-	b := &Bundle{SHA256: digest, CRDs: crds}
+	b.SHA256 = digest
 	f.mu.Lock()
 	f.cache[key] = b
 	f.mu.Unlock()
@@ -221,11 +238,12 @@ var codecs = func() serializer.CodecFactory {
 }()
 
 // Parse reads a bundle: a gzipped tar of YAML or JSON files, or YAML
-// documents. It keeps every complete CustomResourceDefinition and skips
-// other files of a release bundle, such as kustomization.yaml and the
-// partial CRDs kustomize patches with; a document of any other kind is an
-// error, as is a bundle without CRDs.
-func Parse(data []byte, maxBytes int64) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+// documents. It keeps every complete CustomResourceDefinition, and the
+// partial ones (kustomize patches, such as the engine's conversion patches)
+// as Patches; it skips kustomization.yaml. A document of any other kind is
+// an error, as is a bundle without CRDs or a patch of a CRD it does not
+// have. The Bundle's SHA256 is left to the caller.
+func Parse(data []byte, maxBytes int64) (*Bundle, error) {
 	var files map[string][]byte
 	if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
 		var err error
@@ -242,6 +260,7 @@ func Parse(data []byte, maxBytes int64) ([]*apiextensionsv1.CustomResourceDefini
 	slices.Sort(names)
 
 	byName := map[string]*apiextensionsv1.CustomResourceDefinition{}
+	var patches []Patch
 	for _, n := range names {
 		if path.Base(n) == "kustomization.yaml" || path.Base(n) == "kustomization.yml" {
 			continue
@@ -266,14 +285,19 @@ func Parse(data []byte, maxBytes int64) ([]*apiextensionsv1.CustomResourceDefini
 			if tm.GroupVersionKind() != apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition") {
 				return nil, fmt.Errorf("%s: document %d is a %s %s, not an apiextensions.k8s.io/v1 CustomResourceDefinition", where(n), i+1, tm.APIVersion, tm.Kind)
 			}
+			if isPatch(raw.Raw) {
+				var m metav1.PartialObjectMetadata
+				if err := json.Unmarshal(raw.Raw, &m); err != nil || m.Name == "" {
+					return nil, fmt.Errorf("%s: document %d: a partial CustomResourceDefinition without a name", where(n), i+1)
+				}
+				patches = append(patches, Patch{File: n, CRD: m.Name, Raw: raw.Raw})
+				continue
+			}
 			obj, _, err := codecs.UniversalDeserializer().Decode(raw.Raw, nil, nil)
 			if err != nil {
 				return nil, fmt.Errorf("%s: document %d: %v", where(n), i+1, err)
 			}
 			crd := obj.(*apiextensionsv1.CustomResourceDefinition)
-			if len(crd.Spec.Versions) == 0 || crd.Spec.Names.Plural == "" {
-				continue // a kustomize patch, not a CRD of its own
-			}
 			if _, dup := byName[crd.Name]; dup {
 				return nil, fmt.Errorf("%s: CustomResourceDefinition %s appears twice", where(n), crd.Name)
 			}
@@ -284,11 +308,35 @@ func Parse(data []byte, maxBytes int64) ([]*apiextensionsv1.CustomResourceDefini
 	if len(byName) == 0 {
 		return nil, errors.New("no CustomResourceDefinition in it")
 	}
+	for _, p := range patches {
+		if _, ok := byName[p.CRD]; !ok {
+			return nil, fmt.Errorf("%s patches CustomResourceDefinition %s, which the bundle does not have", p.File, p.CRD)
+		}
+	}
 	crds := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(byName))
 	for _, n := range slices.Sorted(maps.Keys(byName)) {
 		crds = append(crds, byName[n])
 	}
-	return crds, nil
+	return &Bundle{CRDs: crds, Patches: patches}, nil
+}
+
+// isPatch says whether a CRD document is partial: without versions or
+// names it is a kustomize patch, not a CRD of its own. It is read loosely,
+// since a patch's placeholders (caBundle: "{{caBundle}}") are not valid
+// values yet.
+func isPatch(doc []byte) bool {
+	var crd struct {
+		Spec struct {
+			Names struct {
+				Plural string `json:"plural"`
+			} `json:"names"`
+			Versions []json.RawMessage `json:"versions"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(doc, &crd); err != nil {
+		return false // not even loose JSON: the strict decoder says why
+	}
+	return len(crd.Spec.Versions) == 0 || crd.Spec.Names.Plural == ""
 }
 
 func where(file string) string {

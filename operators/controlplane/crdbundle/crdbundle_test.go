@@ -91,13 +91,16 @@ func TestParse(t *testing.T) {
 		{"duplicate", func(*testing.T) []byte {
 			return []byte(crdYAML("things", "example.com") + "---\n" + crdYAML("things", "example.com"))
 		}, nil, "appears twice"},
+		{"patch of a CRD the bundle lacks", func(*testing.T) []byte {
+			return []byte(crdYAML("widgets", "example.com") + "---\n" + patchYAML)
+		}, nil, "patches CustomResourceDefinition things.example.com, which the bundle does not have"},
 		{"no CRDs", func(*testing.T) []byte { return []byte("# nothing\n") }, nil, "no CustomResourceDefinition"},
 		{"not YAML", func(*testing.T) []byte { return []byte("{{{") }, nil, "document 1"},
 		{"broken gzip", func(*testing.T) []byte { return []byte{0x1f, 0x8b, 0, 1} }, nil, "gzip"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			crds, err := Parse(tc.data(t), 1<<20)
+			b, err := Parse(tc.data(t), 1<<20)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
@@ -108,7 +111,7 @@ func TestParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			var names []string
-			for _, c := range crds {
+			for _, c := range b.CRDs {
 				names = append(names, c.Name)
 				if c.Kind != "CustomResourceDefinition" || c.APIVersion != "apiextensions.k8s.io/v1" {
 					t.Errorf("%s: kind %q apiVersion %q", c.Name, c.Kind, c.APIVersion)

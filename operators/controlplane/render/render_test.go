@@ -65,11 +65,11 @@ func TestControlPlaneGolden(t *testing.T) {
 }
 
 // testOptions is what the operator would pass for cp: the Issuer made from
-// a CA Secret, the version table's images and fixed checksums.
+// a CA Secret and the version table's images. (Certificate checksums are
+// set after rendering: TestAnnotateCertificates.)
 func testOptions(cp *marinav1alpha1.ControlPlane) Options {
 	opts := Options{
-		Images:    ImagesFor(cp.Spec.Version),
-		Checksums: map[string]string{"certificates": "0123abcd"},
+		Images: ImagesFor(cp.Spec.Version),
 	}
 	if ref := cp.Spec.Certificates.IssuerRef; ref != nil {
 		opts.IssuerRef = IssuerValues{Name: ref.Name, Kind: ref.Kind, Group: ref.Group}
@@ -108,6 +108,8 @@ func TestImagesFor(t *testing.T) {
 	for version, want := range map[string]ImageVersions{
 		"v1.16.0":       {Kubernetes: "v1.34.1", Etcd: "3.6.0-0"},
 		"v1.16.3-rc.1":  {Kubernetes: "v1.34.1", Etcd: "3.6.0-0"},
+		"v1.17.5":       {Kubernetes: "v1.35.2", Etcd: "3.6.6-0"},
+		"v1.18.2":       {Kubernetes: "v1.35.2", Etcd: "3.6.6-0"},
 		"v9.0.0":        {},
 		"not-a-version": {},
 	} {

@@ -15,6 +15,7 @@ type Values struct {
 	Version           string                        `json:"version"`
 	KubernetesVersion string                        `json:"kubernetesVersion,omitempty"`
 	EtcdVersion       string                        `json:"etcdVersion,omitempty"`
+	ClusterDomain     string                        `json:"clusterDomain,omitempty"`
 	Labels            map[string]string             `json:"labels,omitempty"`
 	ImageRegistry     string                        `json:"imageRegistry,omitempty"`
 	ImagePullPolicy   corev1.PullPolicy             `json:"imagePullPolicy,omitempty"`
@@ -197,6 +198,9 @@ type Options struct {
 	KMSPluginImage string
 	// EncryptionConfigSecret names the Secret with the EncryptionConfiguration.
 	EncryptionConfigSecret string
+	// ClusterDomain is the management cluster's DNS domain; the chart's
+	// default (cluster.local) when empty.
+	ClusterDomain string
 }
 
 // ValuesFor maps a ControlPlane onto the chart's values.
@@ -208,6 +212,7 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 		Version:           spec.Version,
 		KubernetesVersion: opts.Images.Kubernetes,
 		EtcdVersion:       opts.Images.Etcd,
+		ClusterDomain:     opts.ClusterDomain,
 		Labels: map[string]string{
 			marinav1alpha1.LabelControlPlane: cp.Name,
 			marinav1alpha1.LabelDataCenter:   spec.DataCenter,

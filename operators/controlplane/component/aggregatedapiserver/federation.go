@@ -1,0 +1,123 @@
+// Package aggregatedapiserver is what karmada-aggregated-apiserver needs
+// inside the federation API server: the APIService of the cluster.karmada.io
+// group and the Service it names, an ExternalName pointing at the server's
+// Service in the management cluster. (Its Deployment, Service and
+// certificate in the management cluster come from charts/controlplane.)
+package aggregatedapiserver
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/operators/controlplane/component/prune"
+)
+
+const (
+	// ServiceName is the Service the APIService names, in the engine's
+	// namespace of the federation API server.
+	ServiceName = "karmada-aggregated-apiserver"
+	// APIServiceName registers cluster.karmada.io/v1alpha1.
+	APIServiceName = "v1alpha1.cluster.karmada.io"
+)
+
+var apiServiceGVK = schema.GroupVersionKind{Group: "apiregistration.k8s.io", Version: "v1", Kind: "APIService"}
+
+// DNSNames are the names the aggregated API server's serving certificate
+// must carry besides its own Service's: the aggregator checks the
+// certificate against the APIService's Service, <ServiceName>.<namespace>.svc.
+func DNSNames(namespace string) []string {
+	return []string{ServiceName + "." + namespace + ".svc", ServiceName + "." + namespace}
+}
+
+// Values are what the federation side needs.
+type Values struct {
+	// Namespace is the engine's namespace in the federation API server.
+	Namespace string
+	// ExternalName is the server's Service in the management cluster, as
+	// a fully qualified name (<cp>-aggregated-apiserver.<ns>.svc.<domain>).
+	ExternalName string
+	// CABundle is the PEM that signed the server's serving certificate.
+	CABundle []byte
+	// Labels mark the objects as Marina's.
+	Labels map[string]string
+}
+
+// Deploy applies the Service and the APIService.
+func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values) error {
+	svc := corev1ac.Service(ServiceName, v.Namespace).WithLabels(v.Labels).
+		WithSpec(corev1ac.ServiceSpec().WithType(corev1.ServiceTypeExternalName).WithExternalName(v.ExternalName).
+			WithPorts(corev1ac.ServicePort().WithName("https").WithPort(443).WithProtocol(corev1.ProtocolTCP)))
+	if err := c.Apply(ctx, svc, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply Service %s/%s in the federation API server: %w", v.Namespace, ServiceName, err)
+	}
+	labels := map[string]any{}
+	for k, val := range v.Labels {
+		labels[k] = val
+	}
+	api := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": APIServiceName, "labels": labels},
+		"spec": map[string]any{
+			"group":                "cluster.karmada.io",
+			"version":              "v1alpha1",
+			"groupPriorityMinimum": int64(2000),
+			"versionPriority":      int64(10),
+			"caBundle":             base64.StdEncoding.EncodeToString(v.CABundle), // bytes: base64 in JSON
+			"service":              map[string]any{"namespace": v.Namespace, "name": ServiceName, "port": int64(443)},
+		},
+	}}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(api), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply APIService %s in the federation API server: %w", APIServiceName, err)
+	}
+	return nil
+}
+
+// Problem returns "" when the APIService is Available, else what the
+// aggregator says about it.
+func Problem(ctx context.Context, c client.Reader) (string, error) {
+	api := &unstructured.Unstructured{}
+	api.SetGroupVersionKind(apiServiceGVK)
+	if err := c.Get(ctx, client.ObjectKey{Name: APIServiceName}, api); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "APIService " + APIServiceName + " is not registered yet", nil
+		}
+		return "", fmt.Errorf("read APIService %s: %w", APIServiceName, err)
+	}
+	conds, _, _ := unstructured.NestedSlice(api.Object, "status", "conditions")
+	for _, raw := range conds {
+		cond, _ := raw.(map[string]any)
+		if cond["type"] != "Available" {
+			continue
+		}
+		if cond["status"] == "True" {
+			return "", nil
+		}
+		return fmt.Sprintf("APIService %s is not Available: %v: %v", APIServiceName, cond["reason"], cond["message"]), nil
+	}
+	return "APIService " + APIServiceName + " has no Available condition yet", nil
+}
+
+// Destroy removes the APIService and the Service when they are Marina's.
+func Destroy(ctx context.Context, c client.Client, namespace string, labels map[string]string) error {
+	api := &unstructured.Unstructured{}
+	api.SetGroupVersionKind(apiServiceGVK)
+	api.SetName(APIServiceName)
+	svc := &corev1.Service{}
+	svc.SetNamespace(namespace)
+	svc.SetName(ServiceName)
+	for _, obj := range []client.Object{api, svc} {
+		if err := prune.IfMarked(ctx, c, obj, labels); err != nil {
+			return fmt.Errorf("in the federation API server: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package aggregatedapiserver_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/operators/controlplane/component/aggregatedapiserver"
+)
+
+var fed client.Client
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fed = env.Client
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// TestAnAPIServiceThatIsNotAvailableIsReported registers the cluster API
+// with a real kube-apiserver while nothing serves it: Problem reports it,
+// and Destroy takes the registration back.
+func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := &corev1.Namespace{}
+	ns.Name = "karmada-system"
+	if err := fed.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app.kubernetes.io/managed-by": "marina", "app.kubernetes.io/component": "aggregated-apiserver"}
+	v := aggregatedapiserver.Values{
+		Namespace: "karmada-system", ExternalName: "nowhere.team-a.svc.cluster.local", CABundle: []byte("ca"), Labels: labels,
+	}
+	if err := aggregatedapiserver.Deploy(ctx, fed, "marina-controlplane", v); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{}
+	if err := fed.Get(ctx, client.ObjectKey{Namespace: "karmada-system", Name: aggregatedapiserver.ServiceName}, svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ExternalName != v.ExternalName {
+		t.Errorf("Service points at %q", svc.Spec.ExternalName)
+	}
+	// Nothing serves the group: the APIService is not Available, whether
+	// the aggregator has said why yet or not.
+	problem, err := aggregatedapiserver.Problem(ctx, fed)
+	if err != nil || !strings.Contains(problem, aggregatedapiserver.APIServiceName) {
+		t.Fatalf("Problem = %q, %v; want the APIService reported as not Available", problem, err)
+	}
+	t.Logf("reported: %s", problem)
+
+	if err := aggregatedapiserver.Destroy(ctx, fed, "karmada-system", labels); err != nil {
+		t.Fatal(err)
+	}
+	api := &unstructured.Unstructured{}
+	api.SetAPIVersion("apiregistration.k8s.io/v1")
+	api.SetKind("APIService")
+	if err := fed.Get(ctx, client.ObjectKey{Name: aggregatedapiserver.APIServiceName}, api); !apierrors.IsNotFound(err) {
+		t.Errorf("the APIService is still there: %v", err)
+	}
+	if err := fed.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Service is still there: %v", err)
+	}
+}

@@ -1,0 +1,171 @@
+// Package crds is the engine's CRDs component: the CustomResourceDefinitions
+// of a release's bundle, in the federation API server, with the bundle's
+// conversion patches filled for the control plane's webhook, and Marina's
+// stand-in for the Cluster kind where the aggregated API server does not
+// serve it.
+package crds
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"maps"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
+)
+
+// StandInName is the stand-in Cluster CRD's name: the name the
+// aggregated API server's APIService would otherwise own.
+const StandInName = "clusters.cluster.karmada.io"
+
+//go:embed standin-cluster.yaml
+var standInYAML []byte
+
+// Values are what the component needs.
+type Values struct {
+	// Bundle is the release's downloaded bundle.
+	Bundle *crdbundle.Bundle
+	// Conversion is the engine's conversion webhook; nil when the webhook is
+	// off, and the bundle's conversion patches are then left out.
+	Conversion *crdbundle.Conversion
+	// StandInCluster installs Marina's Cluster CRD. Never with the
+	// aggregated API server: kube-apiserver would then serve the group
+	// itself and take the APIService over.
+	StandInCluster bool
+	// Labels mark what Marina installed, so that only that is removed.
+	Labels map[string]string
+}
+
+// Objects are the CRDs to apply, the stand-in last.
+func Objects(v Values) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	crds, err := v.Bundle.Resolve(v.Conversion)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range crds {
+		if c.Name == StandInName {
+			return nil, fmt.Errorf("%w: the bundle has a %s CRD; the engine serves Cluster from its aggregated API server, so a bundle must not", crdbundle.ErrContent, StandInName)
+		}
+	}
+	if v.StandInCluster {
+		b, err := crdbundle.Parse(standInYAML, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("the stand-in Cluster CRD: %w", err)
+		}
+		crds = append(crds, b.CRDs...)
+	}
+	for _, c := range crds {
+		l := maps.Clone(c.Labels)
+		if l == nil {
+			l = map[string]string{}
+		}
+		maps.Copy(l, v.Labels)
+		c.Labels = l
+	}
+	return crds, nil
+}
+
+// Deploy applies the CRDs with server-side apply as fieldManager, and
+// removes Marina's stand-in Cluster CRD when it is not wanted (the
+// aggregated API server now serves Cluster). A stand-in someone else
+// installed is left alone. It returns the CRDs it applied.
+func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	crds, err := Objects(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, crd := range crds {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(crd)
+		if err != nil {
+			return nil, err
+		}
+		u := &unstructured.Unstructured{Object: m}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+			return nil, fmt.Errorf("apply CRD %s: %w", crd.Name, err)
+		}
+	}
+	if !v.StandInCluster {
+		if err := removeStandIn(ctx, c, v.Labels); err != nil {
+			return nil, err
+		}
+	}
+	return crds, nil
+}
+
+// removeStandIn deletes Marina's stand-in Cluster CRD, if it is there.
+// Deleting a CRD deletes its objects: the Clusters it held are joined
+// again through the aggregated API server.
+func removeStandIn(ctx context.Context, c client.Client, labels map[string]string) error {
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	err := c.Get(ctx, client.ObjectKey{Name: StandInName}, crd)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read CRD %s: %w", StandInName, err)
+	}
+	for k, want := range labels {
+		if crd.Labels[k] != want {
+			return nil // not Marina's
+		}
+	}
+	if !crd.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if err := c.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete the stand-in CRD %s: %w", StandInName, err)
+	}
+	return nil
+}
+
+// Pending returns the names of the CRDs that are not established yet.
+// The stand-in's removal counts too: the aggregated API server's APIService
+// cannot work while the CRD is still there.
+func Pending(ctx context.Context, c client.Reader, crds []*apiextensionsv1.CustomResourceDefinition, standIn bool) ([]string, error) {
+	var pending []string
+	for _, want := range crds {
+		got := &apiextensionsv1.CustomResourceDefinition{}
+		if err := c.Get(ctx, client.ObjectKey{Name: want.Name}, got); err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("read CRD %s: %w", want.Name, err)
+		}
+		if !established(got) {
+			pending = append(pending, want.Name)
+		}
+	}
+	if !standIn {
+		err := c.Get(ctx, client.ObjectKey{Name: StandInName}, &apiextensionsv1.CustomResourceDefinition{})
+		if err == nil {
+			pending = append(pending, StandInName+" (being removed)")
+		} else if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("read CRD %s: %w", StandInName, err)
+		}
+	}
+	return pending, nil
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			return c.Status == apiextensionsv1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// StandIn returns Marina's stand-in Cluster CRD, for tests and tools.
+func StandIn() (*apiextensionsv1.CustomResourceDefinition, error) {
+	b, err := crdbundle.Parse(bytes.Clone(standInYAML), 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	return b.CRDs[0], nil
+}
