@@ -29,6 +29,7 @@ import (
 	"github.com/marina-platform/marina/internal/kubeconfig"
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/pki"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 var mgmtScheme = func() *runtime.Scheme {
@@ -233,25 +234,38 @@ func TestControlPlanes(t *testing.T) {
 		waitReady(ctx, t, c, beta, 2*time.Minute)
 	})
 
-	t.Run("upgrade rolls every component without downtime", func(t *testing.T) {
+	t.Run("upgrades v1.16 → v1.17 → v1.18 roll every component without downtime, CRDs included", func(t *testing.T) {
 		c := mgmt[dc1.Name]
-		failures := watchRequests(ctx, fed["alpha"])
-		patchCP(ctx, t, c, alpha, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Version = "v1.16.1" })
-		got := waitReady(ctx, t, c, alpha, 3*time.Minute)
-		if errs := failures(); len(errs) > 0 {
-			t.Errorf("%d requests to alpha failed during the upgrade, such as: %s", len(errs), errs[0])
-		}
-		if got.Status.Version != "v1.16.1" {
-			t.Errorf("status.version = %q after the upgrade", got.Status.Version)
-		}
-		pods := &corev1.PodList{}
-		if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "alpha"}); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range pods.Items {
-			if v := p.Labels["app.kubernetes.io/version"]; v != "v1.16.1" && p.DeletionTimestamp == nil {
-				t.Errorf("pod %s still runs version %s", p.Name, v)
+		for _, r := range engine.Releases()[1:] {
+			crds, err := env.KarmadaCRDs(r.Checked)
+			if err != nil {
+				t.Fatal(err)
 			}
+			failures := watchRequests(ctx, fed["alpha"])
+			patchCP(ctx, t, c, alpha, func(cp *marinav1alpha1.ControlPlane) {
+				cp.Spec.Version = r.Checked
+				cp.Spec.CRDs.HTTP = crds
+			})
+			got := waitReady(ctx, t, c, alpha, 3*time.Minute)
+			if errs := failures(); len(errs) > 0 {
+				t.Errorf("%d requests to alpha failed during the upgrade to %s, such as: %s", len(errs), r.Checked, errs[0])
+			}
+			if got.Status.Version != r.Checked {
+				t.Errorf("status.version = %q after the upgrade to %s", got.Status.Version, r.Checked)
+			}
+			if msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionCRDsReady).Message; !strings.Contains(msg, crds.SHA256) {
+				t.Errorf("CRDsReady does not name %s's bundle: %s", r.Checked, msg)
+			}
+			pods := &corev1.PodList{}
+			if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "alpha"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pods.Items {
+				if v := p.Labels["app.kubernetes.io/version"]; v != r.Checked && p.DeletionTimestamp == nil {
+					t.Errorf("pod %s still runs version %s after the upgrade to %s", p.Name, v, r.Checked)
+				}
+			}
+			t.Logf("alpha upgraded to %s", r.Checked)
 		}
 	})
 

@@ -31,7 +31,7 @@ func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alph
 	if err != nil {
 		return nil, err
 	}
-	sum, err := e.bundleSHA256(KarmadaCRDBundle(KarmadaVersion))
+	crds, err := e.KarmadaCRDs(KarmadaVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +64,19 @@ func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alph
 				Scheduler:           marinav1alpha1.OptionalComponentSpec{Enabled: off},
 				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
 			},
-			CRDs: marinav1alpha1.CRDsSpec{HTTP: &marinav1alpha1.HTTPSource{URL: BundleURL(KarmadaCRDBundle(KarmadaVersion)), SHA256: sum}},
+			CRDs: marinav1alpha1.CRDsSpec{HTTP: crds},
 		},
 	}, nil
+}
+
+// KarmadaCRDs is where a ControlPlane of the environment gets the engine's
+// CRD bundle of version: the environment's mirror, with its checksum.
+func (e *Env) KarmadaCRDs(version string) (*marinav1alpha1.HTTPSource, error) {
+	sum, err := e.bundleSHA256(KarmadaCRDBundle(version))
+	if err != nil {
+		return nil, err
+	}
+	return &marinav1alpha1.HTTPSource{URL: BundleURL(KarmadaCRDBundle(version)), SHA256: sum}, nil
 }
 
 // requests are small, so that several control planes fit on the

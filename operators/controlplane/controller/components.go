@@ -16,6 +16,10 @@ import (
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
+// AdminUser is the user of the admin kubeconfig (its certificate's common
+// name in charts/controlplane's certificates.yaml).
+const AdminUser = "marina:admin"
+
 // The engine's namespaces in the federation API server, as its installers
 // make them: karmada-system holds the components' Leases and the
 // aggregated API server's Service, karmada-cluster the members' credentials.
@@ -126,6 +130,7 @@ func (r *Reconciler) reconcileAggregatedAPIServer(ctx context.Context, s *scope)
 		ExternalName: fmt.Sprintf("%s-aggregated-apiserver.%s.svc.%s", cp.Name, cp.Namespace, r.clusterDomain()),
 		CABundle:     sec.Data["ca.crt"],
 		Labels:       labels,
+		ProxyAdmins:  []string{AdminUser},
 	}); err != nil {
 		return "", err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/operators/controlplane/component/crds"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
@@ -57,7 +59,11 @@ func (r *Reconciler) reconcileCRDs(ctx context.Context, s *scope) (result, error
 	}
 	applied, err := crds.Deploy(ctx, s.fed, FieldManager, v)
 	if err != nil {
-		s.blocked(cond, marinav1alpha1.ReasonInvalidContent, fmt.Sprintf("CRD bundle %s: %v", src.URL, err))
+		reason := marinav1alpha1.ReasonAPIServerUnavailable
+		if errors.Is(err, crdbundle.ErrContent) || apierrors.IsInvalid(err) {
+			reason = marinav1alpha1.ReasonInvalidContent
+		}
+		s.blocked(cond, reason, fmt.Sprintf("CRD bundle %s: %v", src.URL, err))
 		return retryAfter(r.RetryAfter), nil
 	}
 	pending, err := crds.Pending(ctx, s.fed, applied, v.StandInCluster)

@@ -11,10 +11,13 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/marina-platform/marina/operators/controlplane/component/prune"
@@ -48,6 +51,9 @@ type Values struct {
 	CABundle []byte
 	// Labels mark the objects as Marina's.
 	Labels map[string]string
+	// ProxyAdmins are the users bound to ProxyAdminRole: the control
+	// plane's administrator.
+	ProxyAdmins []string
 }
 
 // Deploy applies the Service and the APIService.
@@ -78,6 +84,29 @@ func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values)
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(api), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply APIService %s in the federation API server: %w", APIServiceName, err)
 	}
+	return applyProxyAdmin(ctx, c, fieldManager, v)
+}
+
+// ProxyAdminRole lets its subjects use the clusters/proxy subresource the
+// aggregated API server serves, as the engine's installers grant it; the
+// engine's unified-auth controller turns each subject into an
+// impersonation grant in every member.
+const ProxyAdminRole = "cluster-proxy-admin"
+
+func applyProxyAdmin(ctx context.Context, c client.Client, fieldManager string, v Values) error {
+	role := rbacv1ac.ClusterRole(ProxyAdminRole).WithLabels(v.Labels).WithRules(
+		rbacv1ac.PolicyRule().WithAPIGroups("cluster.karmada.io").WithResources("clusters/proxy").WithVerbs("*"))
+	if err := c.Apply(ctx, role, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply ClusterRole %s in the federation API server: %w", ProxyAdminRole, err)
+	}
+	binding := rbacv1ac.ClusterRoleBinding(ProxyAdminRole).WithLabels(v.Labels).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(ProxyAdminRole))
+	for _, u := range v.ProxyAdmins {
+		binding.WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacv1.GroupName).WithKind(rbacv1.UserKind).WithName(u))
+	}
+	if err := c.Apply(ctx, binding, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply ClusterRoleBinding %s in the federation API server: %w", ProxyAdminRole, err)
+	}
 	return nil
 }
 
@@ -106,7 +135,8 @@ func Problem(ctx context.Context, c client.Reader) (string, error) {
 	return "APIService " + APIServiceName + " has no Available condition yet", nil
 }
 
-// Destroy removes the APIService and the Service when they are Marina's.
+// Destroy removes the APIService, the Service and the proxy role when they
+// are Marina's.
 func Destroy(ctx context.Context, c client.Client, namespace string, labels map[string]string) error {
 	api := &unstructured.Unstructured{}
 	api.SetGroupVersionKind(apiServiceGVK)
@@ -114,7 +144,11 @@ func Destroy(ctx context.Context, c client.Client, namespace string, labels map[
 	svc := &corev1.Service{}
 	svc.SetNamespace(namespace)
 	svc.SetName(ServiceName)
-	for _, obj := range []client.Object{api, svc} {
+	for _, obj := range []client.Object{
+		api, svc,
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminRole}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminRole}},
+	} {
 		if err := prune.IfMarked(ctx, c, obj, labels); err != nil {
 			return fmt.Errorf("in the federation API server: %w", err)
 		}

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,6 +47,7 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	labels := map[string]string{"app.kubernetes.io/managed-by": "marina", "app.kubernetes.io/component": "aggregated-apiserver"}
 	v := aggregatedapiserver.Values{
 		Namespace: "karmada-system", ExternalName: "nowhere.team-a.svc.cluster.local", CABundle: []byte("ca"), Labels: labels,
+		ProxyAdmins: []string{"marina:admin"},
 	}
 	if err := aggregatedapiserver.Deploy(ctx, fed, "marina-controlplane", v); err != nil {
 		t.Fatal(err)
@@ -56,6 +59,18 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	if svc.Spec.ExternalName != v.ExternalName {
 		t.Errorf("Service points at %q", svc.Spec.ExternalName)
 	}
+	// The administrator may use the cluster proxy.
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               "marina:admin",
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: "cluster.karmada.io", Resource: "clusters", Subresource: "proxy", Verb: "get", Name: "member1"},
+	}}
+	if err := fed.Create(ctx, review); err != nil {
+		t.Fatal(err)
+	}
+	if !review.Status.Allowed {
+		t.Errorf("marina:admin may not use clusters/proxy: %+v", review.Status)
+	}
+
 	// Nothing serves the group: the APIService is not Available, whether
 	// the aggregator has said why yet or not.
 	problem, err := aggregatedapiserver.Problem(ctx, fed)
@@ -75,5 +90,8 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	}
 	if err := fed.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the Service is still there: %v", err)
+	}
+	if err := fed.Get(ctx, client.ObjectKey{Name: aggregatedapiserver.ProxyAdminRole}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the proxy admin binding is still there: %v", err)
 	}
 }

@@ -72,7 +72,8 @@ func Objects(v Values) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
-// Deploy applies the CRDs with server-side apply as fieldManager, and
+// Deploy applies the CRDs with server-side apply as fieldManager, then
+// karmada-view and karmada-edit (Roles) over them, and
 // removes Marina's stand-in Cluster CRD when it is not wanted (the
 // aggregated API server now serves Cluster). A stand-in someone else
 // installed is left alone. It returns the CRDs it applied.
@@ -92,6 +93,9 @@ func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values)
 		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 			return nil, fmt.Errorf("apply CRD %s: %w", crd.Name, err)
 		}
+	}
+	if err := applyRoles(ctx, c, fieldManager, v.Labels); err != nil {
+		return nil, err
 	}
 	if !v.StandInCluster {
 		if err := removeStandIn(ctx, c, v.Labels); err != nil {

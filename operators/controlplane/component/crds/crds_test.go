@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -115,6 +117,18 @@ func TestReleasesInstallAndUpgrade(t *testing.T) {
 		if rb.Labels["app.kubernetes.io/managed-by"] != "marina" {
 			t.Errorf("%s: CRD labels %v", r.Checked, rb.Labels)
 		}
+	}
+
+	// karmada-edit extends the built-in edit role (kube-controller-manager,
+	// which does not run here, aggregates it) to the engine's policies.
+	edit := &rbacv1.ClusterRole{}
+	if err := fed.Get(ctx, client.ObjectKey{Name: "karmada-edit"}, edit); err != nil {
+		t.Fatal(err)
+	}
+	if edit.Labels["rbac.authorization.k8s.io/aggregate-to-edit"] != "true" || !slices.ContainsFunc(edit.Rules, func(r rbacv1.PolicyRule) bool {
+		return slices.Contains(r.APIGroups, "policy.karmada.io") && slices.Contains(r.Resources, "propagationpolicies") && slices.Contains(r.Verbs, "create")
+	}) {
+		t.Errorf("karmada-edit does not let editors create PropagationPolicies: %+v", edit)
 	}
 
 	// Bindings are stored as v1alpha2; reading one as v1alpha1 goes through
