@@ -91,6 +91,7 @@ status: ## Show the health of every part of the local environment and its kubeco
 .PHONY: test
 test: deps verify-generated lint test-binaries ## Run the whole suite: generated-code check, lint, unit and integration tests.
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 40m ./...
+	@[ -n "$${MARINA_ENGINE_IMAGES:-}" ] || echo "note: e2e TestRealEngine was skipped: MARINA_ENGINE_IMAGES names no folder of the engine's images (see README, Engine versions)"
 
 ##@ Development
 
