@@ -81,6 +81,9 @@ const (
 	// ReasonWebhookUnavailable: the federation API server cannot call the
 	// engine's admission webhook.
 	ReasonWebhookUnavailable = "WebhookUnavailable"
+	// ReasonRolloutStuck: a component's pods missed their Deployment's
+	// progress deadline (a missing image, a crash loop, a failing probe).
+	ReasonRolloutStuck = "RolloutStuck"
 	// ReasonRolloutInProgress: pods of a component are being replaced.
 	ReasonRolloutInProgress = "RolloutInProgress"
 	// ReasonDataCenterMismatch: the object names another data center than

@@ -44,7 +44,11 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 
 	if p, err := r.deploymentProblem(ctx, s, cp.Name+"-apiserver"); err != nil || p != "" {
 		if err == nil {
-			s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, p)
+			reason := marinav1alpha1.ReasonRolloutInProgress
+			if rolloutStuck(p) {
+				reason = marinav1alpha1.ReasonRolloutStuck
+			}
+			s.blocked(cond, reason, p)
 		}
 		return waitForChange(), err
 	}

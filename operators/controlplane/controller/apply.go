@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -125,9 +126,23 @@ func ownLabels(cp *marinav1alpha1.ControlPlane, component string) map[string]str
 	}
 }
 
+// stuckMarker ends the problem of a rollout that missed its progress
+// deadline: its pods will not come up without a person (a missing image, a
+// crash loop, a failing probe).
+const stuckMarker = "the rollout missed its progress deadline"
+
+// rolloutStuck says whether a rollout problem is one a person must fix.
+func rolloutStuck(problem string) bool { return strings.Contains(problem, stuckMarker) }
+
 // rolloutProblem returns "" when a Deployment runs its current template on
 // every replica and all are available, else how far it is.
 func rolloutProblem(d *appsv1.Deployment) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" &&
+			d.Status.ObservedGeneration >= d.Generation {
+			return fmt.Sprintf("%s: %s: %s; look at its pods' events", d.Name, stuckMarker, c.Message)
+		}
+	}
 	want := int32(1)
 	if d.Spec.Replicas != nil {
 		want = *d.Spec.Replicas

@@ -64,6 +64,9 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 		}
 		if p != "" {
 			pending = append(pending, p)
+			if rolloutStuck(p) {
+				reason = marinav1alpha1.ReasonRolloutStuck
+			}
 		}
 	}
 
@@ -75,7 +78,9 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 	if problem != "" && !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-aggregated-apiserver:") }) {
 		// The server runs, yet the aggregator cannot use it.
 		pending = append(pending, problem)
-		reason = marinav1alpha1.ReasonAPIServiceUnavailable
+		if reason == marinav1alpha1.ReasonRolloutInProgress {
+			reason = marinav1alpha1.ReasonAPIServiceUnavailable
+		}
 	}
 
 	webhookRunning := !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-webhook:") })
@@ -86,7 +91,9 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 	}
 	if problem != "" {
 		pending = append(pending, problem)
-		reason = marinav1alpha1.ReasonWebhookUnavailable
+		if reason == marinav1alpha1.ReasonRolloutInProgress {
+			reason = marinav1alpha1.ReasonWebhookUnavailable
+		}
 	}
 
 	if len(pending) > 0 {

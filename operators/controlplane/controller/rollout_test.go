@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -28,11 +29,21 @@ func TestRolloutProblem(t *testing.T) {
 		{"surging", deploy(2, 2, 1, 1, 2, 1), "cp-apiserver: 1 old replicas still running"},
 		{"updating", deploy(2, 2, 3, 1, 4, 3), "cp-apiserver: 1 of 3 replicas updated"},
 		{"starting", deploy(1, 1, 1, 1, 1, 0), "cp-apiserver: 0 of 1 replicas available"},
+		{"stuck", func() *appsv1.Deployment {
+			d := deploy(1, 1, 1, 1, 1, 0)
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+				Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "cp-apiserver-5d" has timed out progressing.`}}
+			return d
+		}(), `cp-apiserver: the rollout missed its progress deadline: ReplicaSet "cp-apiserver-5d" has timed out progressing.; look at its pods' events`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := rolloutProblem(tc.d); got != tc.want {
+			got := rolloutProblem(tc.d)
+			if got != tc.want {
 				t.Errorf("rolloutProblem = %q, want %q", got, tc.want)
+			}
+			if rolloutStuck(got) != (tc.name == "stuck") {
+				t.Errorf("rolloutStuck(%q) = %t", got, rolloutStuck(got))
 			}
 		})
 	}
