@@ -72,7 +72,9 @@ func testRealEngine(t *testing.T, r engine.Release) {
 	mgmt := mgmtClient(t, dc1.Kubeconfig())
 	ns := fmt.Sprintf("e2e-engine-%d", time.Now().Unix()%100000)
 	mustCreate(ctx, t, mgmt, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	t.Cleanup(func() { _ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
+	t.Cleanup(func() {
+		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	})
 	etcdSecret, err := env.EtcdClientSecret(ns)
 	if err != nil {
 		t.Fatal(err)
