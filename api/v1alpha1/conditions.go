@@ -78,6 +78,9 @@ const (
 	// federation API server is not Available (the aggregator cannot reach
 	// or trust the server behind it).
 	ReasonAPIServiceUnavailable = "APIServiceUnavailable"
+	// ReasonConflict: an object Marina must own exists and someone else
+	// made it; Marina leaves it alone until a person removes it.
+	ReasonConflict = "Conflict"
 	// ReasonWebhookUnavailable: the federation API server cannot call the
 	// engine's admission webhook.
 	ReasonWebhookUnavailable = "WebhookUnavailable"

@@ -43,7 +43,7 @@ func TestKarmadaBundlesArePublishedAsReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := enginecrds.Find(root, KarmadaVersion); errors.Is(err, enginecrds.ErrNotFound) {
+	if _, err := enginecrds.Find(root, KarmadaVersion); errors.Is(err, enginecrds.ErrNotFound) && !enginecrds.Required() {
 		t.Skipf("SKIP: no engine CRD bundles on this machine: %v", err)
 	}
 	dir := t.TempDir()

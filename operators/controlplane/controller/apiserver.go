@@ -70,6 +70,20 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 	return proceed, nil
 }
 
+// deploymentServes says whether a Deployment of the control plane has an
+// available replica: something answers behind its Service.
+func (r *Reconciler) deploymentServes(ctx context.Context, cp *marinav1alpha1.ControlPlane, name string) (bool, error) {
+	d := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, d)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return d.Status.AvailableReplicas > 0, nil
+}
+
 // deploymentProblem returns "" when Deployment name has rolled out, else
 // what it waits for.
 func (r *Reconciler) deploymentProblem(ctx context.Context, s *scope, name string) (string, error) {

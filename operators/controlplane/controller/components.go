@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/operators/controlplane/component/aggregatedapiserver"
+	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
 	"github.com/marina-platform/marina/operators/controlplane/component/webhook"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
@@ -72,7 +74,7 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 
 	problem, err := r.reconcileAggregatedAPIServer(ctx, s)
 	if err != nil {
-		s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+		s.blocked(cond, federationReason(err), err.Error())
 		return retryAfter(r.RetryAfter), nil
 	}
 	if problem != "" && !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-aggregated-apiserver:") }) {
@@ -86,7 +88,7 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 	webhookRunning := !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-webhook:") })
 	problem, err = r.reconcileWebhook(ctx, s, webhookRunning)
 	if err != nil {
-		s.blocked(cond, marinav1alpha1.ReasonAPIServerUnavailable, err.Error())
+		s.blocked(cond, federationReason(err), err.Error())
 		return retryAfter(r.RetryAfter), nil
 	}
 	if problem != "" {
@@ -109,6 +111,16 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 	return proceed, nil
 }
 
+// federationReason is the reason of an error writing to the federation API
+// server: an object someone else made is a Conflict a person resolves;
+// anything else, the API server not taking the write.
+func federationReason(err error) string {
+	if errors.Is(err, ownership.ErrNotOurs) {
+		return marinav1alpha1.ReasonConflict
+	}
+	return marinav1alpha1.ReasonAPIServerUnavailable
+}
+
 func isEnabled(cp *marinav1alpha1.ControlPlane, key string) bool {
 	for _, o := range optionalComponents(cp) {
 		if o.key == key {
@@ -126,16 +138,16 @@ func (r *Reconciler) reconcileAggregatedAPIServer(ctx context.Context, s *scope)
 	cp := s.cp
 	labels := federationLabels(cp, "aggregated-apiserver")
 	if !isEnabled(cp, "aggregatedAPIServer") {
-		return "", aggregatedapiserver.Destroy(ctx, s.fed, engineNamespace, labels)
+		return "", aggregatedapiserver.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
 	}
-	sec, ok := s.secrets[cp.Name+"-aggregated-apiserver-tls"]
-	if !ok {
-		return fmt.Sprintf("Secret %s-aggregated-apiserver-tls is not issued yet", cp.Name), nil
+	ca, problem := caBundle(s, cp.Name+"-aggregated-apiserver-tls", "the aggregated API server")
+	if problem != "" {
+		return problem, nil
 	}
 	if err := aggregatedapiserver.Deploy(ctx, s.fed, FieldManager, aggregatedapiserver.Values{
 		Namespace:    engineNamespace,
 		ExternalName: fmt.Sprintf("%s-aggregated-apiserver.%s.svc.%s", cp.Name, cp.Namespace, r.clusterDomain()),
-		CABundle:     sec.Data["ca.crt"],
+		CABundle:     ca,
 		Labels:       labels,
 		ProxyAdmins:  []string{AdminUser},
 	}); err != nil {
@@ -161,14 +173,14 @@ func (r *Reconciler) reconcileWebhook(ctx context.Context, s *scope, running boo
 	if err != nil {
 		return err.Error(), nil
 	}
-	sec, ok := s.secrets[cp.Name+"-webhook-tls"]
-	if !ok {
-		return fmt.Sprintf("Secret %s-webhook-tls is not issued yet", cp.Name), nil
+	ca, problem := caBundle(s, cp.Name+"-webhook-tls", "the webhook")
+	if problem != "" {
+		return problem, nil
 	}
 	if err := webhook.Deploy(ctx, s.fed, FieldManager, webhook.Values{
 		Release:  release,
 		BaseURL:  fmt.Sprintf("https://%s-webhook.%s.svc:443", cp.Name, cp.Namespace),
-		CABundle: sec.Data["ca.crt"],
+		CABundle: ca,
 		Labels:   labels,
 	}); err != nil {
 		return "", err

@@ -75,6 +75,9 @@ type Reconciler struct {
 	// latest version, to notice a rotation; DefaultVaultPollInterval when
 	// zero.
 	VaultPollInterval time.Duration
+	// crdsApplied holds, by control plane, what the CRD stage last applied
+	// (appliedCRDs), so that an unchanged pass costs one list.
+	crdsApplied sync.Map
 	// vaultChecks caches each control plane's last successful Vault check.
 	vaultMu     sync.Mutex
 	vaultChecks map[types.UID]vaultCheck
@@ -182,6 +185,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}()
 	if !cp.DeletionTimestamp.IsZero() {
 		r.forgetVaultCheck(cp.UID)
+		r.crdsApplied.Delete(cp.UID)
 		return r.reconcileDelete(ctx, s)
 	}
 	return r.reconcileNormal(ctx, s)

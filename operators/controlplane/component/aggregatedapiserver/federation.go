@@ -20,7 +20,7 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/marina-platform/marina/operators/controlplane/component/prune"
+	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
 )
 
 const (
@@ -56,8 +56,15 @@ type Values struct {
 	ProxyAdmins []string
 }
 
-// Deploy applies the Service and the APIService.
+// Deploy applies the Service, the APIService and the proxy role. One of
+// them that someone else made is an error wrapping ownership.ErrNotOurs,
+// and is left alone.
 func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values) error {
+	for _, obj := range objects(v.Namespace) {
+		if err := ownership.Claim(ctx, c, obj, v.Labels, fieldManager); err != nil {
+			return fmt.Errorf("in the federation API server: %w", err)
+		}
+	}
 	svc := corev1ac.Service(ServiceName, v.Namespace).WithLabels(v.Labels).
 		WithSpec(corev1ac.ServiceSpec().WithType(corev1.ServiceTypeExternalName).WithExternalName(v.ExternalName).
 			WithPorts(corev1ac.ServicePort().WithName("https").WithPort(443).WithProtocol(corev1.ProtocolTCP)))
@@ -89,9 +96,14 @@ func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values)
 
 // ProxyAdminRole lets its subjects use the clusters/proxy subresource the
 // aggregated API server serves, as the engine's installers grant it; the
-// engine's unified-auth controller turns each subject into an
-// impersonation grant in every member.
-const ProxyAdminRole = "cluster-proxy-admin"
+// engine's unified-auth controller turns each subject bound to it into an
+// impersonation grant in every member. Marina binds the control plane's
+// administrator through ProxyAdminBinding, and leaves other bindings of
+// the role to people.
+const (
+	ProxyAdminRole    = "cluster-proxy-admin"
+	ProxyAdminBinding = "marina:cluster-proxy-admin"
+)
 
 func applyProxyAdmin(ctx context.Context, c client.Client, fieldManager string, v Values) error {
 	role := rbacv1ac.ClusterRole(ProxyAdminRole).WithLabels(v.Labels).WithRules(
@@ -99,13 +111,13 @@ func applyProxyAdmin(ctx context.Context, c client.Client, fieldManager string, 
 	if err := c.Apply(ctx, role, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply ClusterRole %s in the federation API server: %w", ProxyAdminRole, err)
 	}
-	binding := rbacv1ac.ClusterRoleBinding(ProxyAdminRole).WithLabels(v.Labels).
+	binding := rbacv1ac.ClusterRoleBinding(ProxyAdminBinding).WithLabels(v.Labels).
 		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(ProxyAdminRole))
 	for _, u := range v.ProxyAdmins {
 		binding.WithSubjects(rbacv1ac.Subject().WithAPIGroup(rbacv1.GroupName).WithKind(rbacv1.UserKind).WithName(u))
 	}
 	if err := c.Apply(ctx, binding, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply ClusterRoleBinding %s in the federation API server: %w", ProxyAdminRole, err)
+		return fmt.Errorf("apply ClusterRoleBinding %s in the federation API server: %w", ProxyAdminBinding, err)
 	}
 	return nil
 }
@@ -135,23 +147,26 @@ func Problem(ctx context.Context, c client.Reader) (string, error) {
 	return "APIService " + APIServiceName + " has no Available condition yet", nil
 }
 
-// Destroy removes the APIService, the Service and the proxy role when they
-// are Marina's.
-func Destroy(ctx context.Context, c client.Client, namespace string, labels map[string]string) error {
-	api := &unstructured.Unstructured{}
-	api.SetGroupVersionKind(apiServiceGVK)
-	api.SetName(APIServiceName)
-	svc := &corev1.Service{}
-	svc.SetNamespace(namespace)
-	svc.SetName(ServiceName)
-	for _, obj := range []client.Object{
-		api, svc,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminRole}},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminRole}},
-	} {
-		if err := prune.IfMarked(ctx, c, obj, labels); err != nil {
+// Destroy removes the APIService, the Service and the proxy role when
+// they are Marina's.
+func Destroy(ctx context.Context, c client.Client, fieldManager, namespace string, labels map[string]string) error {
+	for _, obj := range objects(namespace) {
+		if err := ownership.Delete(ctx, c, obj, labels, fieldManager); err != nil {
 			return fmt.Errorf("in the federation API server: %w", err)
 		}
 	}
 	return nil
+}
+
+// objects are what Deploy makes, by kind and name.
+func objects(namespace string) []client.Object {
+	api := &unstructured.Unstructured{}
+	api.SetGroupVersionKind(apiServiceGVK)
+	api.SetName(APIServiceName)
+	return []client.Object{
+		api,
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: ServiceName}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminBinding}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ProxyAdminRole}},
+	}
 }

@@ -79,7 +79,7 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	}
 	t.Logf("reported: %s", problem)
 
-	if err := aggregatedapiserver.Destroy(ctx, fed, "karmada-system", labels); err != nil {
+	if err := aggregatedapiserver.Destroy(ctx, fed, "marina-controlplane", "karmada-system", labels); err != nil {
 		t.Fatal(err)
 	}
 	api := &unstructured.Unstructured{}
@@ -91,7 +91,7 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	if err := fed.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the Service is still there: %v", err)
 	}
-	if err := fed.Get(ctx, client.ObjectKey{Name: aggregatedapiserver.ProxyAdminRole}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+	if err := fed.Get(ctx, client.ObjectKey{Name: aggregatedapiserver.ProxyAdminBinding}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the proxy admin binding is still there: %v", err)
 	}
 }

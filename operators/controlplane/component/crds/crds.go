@@ -9,8 +9,10 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 )
 
@@ -98,17 +101,23 @@ func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values)
 		return nil, err
 	}
 	if !v.StandInCluster {
-		if err := removeStandIn(ctx, c, v.Labels); err != nil {
+		if err := removeStandIn(ctx, c, fieldManager, v.Labels); err != nil {
 			return nil, err
 		}
 	}
 	return crds, nil
 }
 
-// removeStandIn deletes Marina's stand-in Cluster CRD, if it is there.
-// Deleting a CRD deletes its objects: the Clusters it held are joined
-// again through the aggregated API server.
-func removeStandIn(ctx context.Context, c client.Client, labels map[string]string) error {
+// ErrStandInInTheWay: a Cluster CRD stands where the aggregated API server
+// must serve cluster.karmada.io, and Marina cannot remove it.
+var ErrStandInInTheWay = errors.New("a Cluster CRD is in the aggregated API server's way")
+
+// removeStandIn deletes Marina's stand-in Cluster CRD, if it is there and
+// holds no Cluster: deleting a CRD deletes its objects, and the engine
+// would then take every member's workloads away. A Cluster CRD someone
+// else made, or one that still holds Clusters, is an error wrapping
+// ErrStandInInTheWay that says what to do.
+func removeStandIn(ctx context.Context, c client.Client, fieldManager string, labels map[string]string) error {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	err := c.Get(ctx, client.ObjectKey{Name: StandInName}, crd)
 	if apierrors.IsNotFound(err) {
@@ -117,13 +126,25 @@ func removeStandIn(ctx context.Context, c client.Client, labels map[string]strin
 	if err != nil {
 		return fmt.Errorf("read CRD %s: %w", StandInName, err)
 	}
-	for k, want := range labels {
-		if crd.Labels[k] != want {
-			return nil // not Marina's
-		}
-	}
 	if !crd.DeletionTimestamp.IsZero() {
 		return nil
+	}
+	if !ownership.Ours(crd, labels, fieldManager) {
+		return fmt.Errorf("%w: CRD %s was not made by Marina and would keep the aggregated API server from serving Clusters; delete it, or turn spec.components.aggregatedAPIServer off", ErrStandInInTheWay, StandInName)
+	}
+	clusters := &unstructured.UnstructuredList{}
+	clusters.SetAPIVersion("cluster.karmada.io/v1alpha1")
+	clusters.SetKind("ClusterList")
+	if err := c.List(ctx, clusters); err != nil {
+		return fmt.Errorf("list the Clusters of the stand-in CRD %s: %w", StandInName, err)
+	}
+	if n := len(clusters.Items); n > 0 {
+		names := make([]string, 0, 3)
+		for _, cl := range clusters.Items[:min(n, 3)] {
+			names = append(names, cl.GetName())
+		}
+		return fmt.Errorf("%w: Marina's stand-in CRD %s still holds %d Clusters (%s); removing it would delete them and the engine would withdraw every member's workloads: unjoin them (delete the Clusters), then Marina removes the CRD and the aggregated API server serves Clusters",
+			ErrStandInInTheWay, StandInName, n, strings.Join(names, ", "))
 	}
 	if err := c.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete the stand-in CRD %s: %w", StandInName, err)
@@ -141,7 +162,7 @@ func Pending(ctx context.Context, c client.Reader, crds []*apiextensionsv1.Custo
 		if err := c.Get(ctx, client.ObjectKey{Name: want.Name}, got); err != nil && !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("read CRD %s: %w", want.Name, err)
 		}
-		if !established(got) {
+		if !Established(got) {
 			pending = append(pending, want.Name)
 		}
 	}
@@ -156,7 +177,8 @@ func Pending(ctx context.Context, c client.Reader, crds []*apiextensionsv1.Custo
 	return pending, nil
 }
 
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+// Established says whether the API server serves a CRD.
+func Established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	for _, c := range crd.Status.Conditions {
 		if c.Type == apiextensionsv1.Established {
 			return c.Status == apiextensionsv1.ConditionTrue

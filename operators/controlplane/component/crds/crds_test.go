@@ -59,7 +59,7 @@ func bundle(t *testing.T, version string) *crdbundle.Bundle {
 		t.Fatal(err)
 	}
 	rb, err := enginecrds.Find(root, version)
-	if errors.Is(err, enginecrds.ErrNotFound) {
+	if errors.Is(err, enginecrds.ErrNotFound) && !enginecrds.Required() {
 		t.Skipf("SKIP: the engine's CRD bundle of %s is not on this machine: %v", version, err)
 	}
 	if err != nil {
@@ -119,6 +119,7 @@ func TestReleasesInstallAndUpgrade(t *testing.T) {
 		}
 	}
 
+	var err error
 	// karmada-edit extends the built-in edit role (kube-controller-manager,
 	// which does not run here, aggregates it) to the engine's policies.
 	edit := &rbacv1.ClusterRole{}
@@ -141,7 +142,7 @@ func TestReleasesInstallAndUpgrade(t *testing.T) {
 	old := &unstructured.Unstructured{}
 	old.SetAPIVersion("work.karmada.io/v1alpha1")
 	old.SetKind("ResourceBinding")
-	err := fed.Get(ctx, client.ObjectKey{Namespace: "default", Name: "b"}, old)
+	err = fed.Get(ctx, client.ObjectKey{Namespace: "default", Name: "b"}, old)
 	if err == nil || !strings.Contains(err.Error(), "conversion webhook") {
 		t.Errorf("reading a v1alpha1 ResourceBinding: err = %v, want a call to the conversion webhook", err)
 	}
@@ -155,9 +156,22 @@ func TestReleasesInstallAndUpgrade(t *testing.T) {
 		t.Fatalf("create a Cluster through the stand-in: %v", err)
 	}
 
-	// Switched off, the stand-in goes, its Clusters with it; the engine's
-	// CRDs stay, with the webhook off their conversion patches are undone.
+	// Switched off while it holds a Cluster, the stand-in stays and says
+	// why: deleting it would delete the Cluster.
 	last := engine.Releases()[len(engine.Releases())-1]
+	_, err = crds.Deploy(ctx, fed, "marina-controlplane", crds.Values{Bundle: bundle(t, last.Checked), Labels: labels})
+	if !errors.Is(err, crds.ErrStandInInTheWay) || !strings.Contains(err.Error(), "still holds 1 Clusters (member1)") {
+		t.Fatalf("switching the stand-in off while it holds a Cluster: err = %v", err)
+	}
+	if err := fed.Get(ctx, client.ObjectKey{Name: "member1"}, cluster); err != nil {
+		t.Fatalf("the Cluster is gone: %v", err)
+	}
+
+	// Once it is empty, the stand-in goes; the engine's CRDs stay, with the
+	// webhook off their conversion patches are undone.
+	if err := fed.Delete(ctx, cluster); err != nil {
+		t.Fatal(err)
+	}
 	deployAndWait(ctx, t, crds.Values{Bundle: bundle(t, last.Checked), Labels: labels})
 	if err := fed.Get(ctx, client.ObjectKey{Name: crds.StandInName}, &apiextensionsv1.CustomResourceDefinition{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the stand-in CRD is still there: %v", err)
@@ -171,7 +185,8 @@ func TestReleasesInstallAndUpgrade(t *testing.T) {
 	}
 }
 
-// TestAStandInSomeoneElseMadeStays: only Marina's stand-in is removed.
+// TestAStandInSomeoneElseMadeStays: a Cluster CRD Marina did not make is
+// left alone, and the error says what to do.
 func TestAStandInSomeoneElseMadeStays(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -182,12 +197,16 @@ func TestAStandInSomeoneElseMadeStays(t *testing.T) {
 	if err := fed.Create(ctx, theirs); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	if _, err := crds.Deploy(ctx, fed, "marina-controlplane", crds.Values{Bundle: bundle(t, engine.Releases()[0].Checked), Labels: labels}); err != nil {
-		t.Fatal(err)
+	_, err = crds.Deploy(ctx, fed, "marina-controlplane", crds.Values{Bundle: bundle(t, engine.Releases()[0].Checked), Labels: labels})
+	if !errors.Is(err, crds.ErrStandInInTheWay) || !strings.Contains(err.Error(), "was not made by Marina") {
+		t.Fatalf("err = %v, want one saying the CRD is someone else's", err)
 	}
 	got := &apiextensionsv1.CustomResourceDefinition{}
 	if err := fed.Get(ctx, client.ObjectKey{Name: crds.StandInName}, got); err != nil || !got.DeletionTimestamp.IsZero() {
 		t.Fatalf("a Cluster CRD Marina did not make was removed: %v", err)
+	}
+	if err := fed.Delete(ctx, got); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/marina-platform/marina/operators/controlplane/component/prune"
+	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
@@ -36,8 +36,14 @@ type Values struct {
 }
 
 // Deploy applies the release's webhook configurations, and removes those
-// of older Marina versions.
+// of older Marina versions. A configuration of the same name that someone
+// else made is an error wrapping ownership.ErrNotOurs, and is left alone.
 func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values) error {
+	for _, obj := range configurations() {
+		if err := ownership.Claim(ctx, c, obj, v.Labels, fieldManager); err != nil {
+			return fmt.Errorf("in the federation API server: %w", err)
+		}
+	}
 	mutating, validating := v.Release.WebhookConfigurations(v.BaseURL, v.CABundle, v.Labels)
 	if err := c.Apply(ctx, mutating, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply MutatingWebhookConfiguration %s in the federation API server: %w", *mutating.Name, err)
@@ -45,37 +51,35 @@ func Deploy(ctx context.Context, c client.Client, fieldManager string, v Values)
 	if err := c.Apply(ctx, validating, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply ValidatingWebhookConfiguration %s in the federation API server: %w", *validating.Name, err)
 	}
-	return destroyLegacy(ctx, c, fieldManager)
+	return destroy(ctx, c, fieldManager, nil, legacyConfigurations...)
 }
 
 // Destroy removes the webhook configurations Marina registered: without
 // the webhook, fail-closed configurations would refuse every policy write.
 func Destroy(ctx context.Context, c client.Client, fieldManager string, labels map[string]string) error {
-	for _, obj := range []client.Object{
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: engine.MutatingWebhookConfigurationName}},
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: engine.ValidatingWebhookConfigurationName}},
-	} {
-		if err := prune.IfMarked(ctx, c, obj, labels); err != nil {
-			return fmt.Errorf("in the federation API server: %w", err)
-		}
-	}
-	return destroyLegacy(ctx, c, fieldManager)
+	names := append([]string{engine.MutatingWebhookConfigurationName, engine.ValidatingWebhookConfigurationName}, legacyConfigurations...)
+	return destroy(ctx, c, fieldManager, labels, names...)
 }
 
-// destroyLegacy removes the configurations earlier Marina versions
-// registered: unlabelled, so known by their field manager.
-func destroyLegacy(ctx context.Context, c client.Client, fieldManager string) error {
-	for _, name := range legacyConfigurations {
+func destroy(ctx context.Context, c client.Client, fieldManager string, labels map[string]string, names ...string) error {
+	for _, name := range names {
 		for _, obj := range []client.Object{
-			&admissionregistrationv1.MutatingWebhookConfiguration{}, &admissionregistrationv1.ValidatingWebhookConfiguration{},
+			&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}},
+			&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}},
 		} {
-			obj.SetName(name)
-			if err := prune.IfAppliedBy(ctx, c, obj, fieldManager); err != nil {
+			if err := ownership.Delete(ctx, c, obj, labels, fieldManager); err != nil {
 				return fmt.Errorf("in the federation API server: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+func configurations() []client.Object {
+	return []client.Object{
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: engine.MutatingWebhookConfigurationName}},
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: engine.ValidatingWebhookConfigurationName}},
+	}
 }
 
 // Check makes the federation API server call the webhook: a dry-run create
