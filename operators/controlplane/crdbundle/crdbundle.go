@@ -20,6 +20,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -337,6 +338,22 @@ func isPatch(doc []byte) bool {
 		return false // not even loose JSON: the strict decoder says why
 	}
 	return len(crd.Spec.Versions) == 0 || crd.Spec.Names.Plural == ""
+}
+
+// ReadFile parses a bundle on disk, such as a release bundle a mirror
+// serves, with its SHA256 set.
+func ReadFile(path string) (*Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := Parse(data, 64<<20)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrContent, path, err)
+	}
+	sum := sha256.Sum256(data)
+	b.SHA256 = hex.EncodeToString(sum[:])
+	return b, nil
 }
 
 func where(file string) string {

@@ -2,7 +2,6 @@ package crdbundle
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -28,13 +27,9 @@ func releaseBundle(t *testing.T, version string) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(rb.Path)
+	b, err := ReadFile(rb.Path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b, err := Parse(data, 64<<20)
-	if err != nil {
-		t.Fatalf("parse %s: %v", rb.Path, err)
 	}
 	return b
 }

@@ -2,15 +2,8 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/marina-platform/marina/internal/enginecrds"
+	"github.com/marina-platform/marina/internal/localenv/pki"
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/controlplane/component/crds"
 	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
@@ -77,11 +71,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	data, err := os.ReadFile(rb.Path)
-	if err != nil {
-		return 1, err
-	}
-	b, err := crdbundle.Parse(data, 64<<20)
+	b, err := crdbundle.ReadFile(rb.Path)
 	if err != nil {
 		return 1, err
 	}
@@ -188,17 +178,11 @@ func TestOnlyMarinasConfigurationsAreRemoved(t *testing.T) {
 	}
 }
 
-// testCA is a throwaway self-signed certificate for caBundles.
+// testCA is a throwaway CA certificate for caBundles.
 var testCA = func() string {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("test CA")
 	if err != nil {
 		panic(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, IsCA: true,
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return string(ca.CertPEM())
 }()
