@@ -52,11 +52,11 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 		}
 		return waitForChange(), err
 	}
-	adminKubeconfig, err := r.adminKubeconfig(s, r.FederationURL(cp, apiServerPort))
+	operatorKubeconfig, err := r.operatorKubeconfig(s, r.FederationURL(cp, apiServerPort))
 	if err != nil {
 		return proceed, err
 	}
-	fed, rc, err := r.Federation.Get(cp.UID, adminKubeconfig)
+	fed, rc, err := r.Federation.Get(cp.UID, operatorKubeconfig)
 	if err != nil {
 		return proceed, err
 	}
@@ -160,16 +160,30 @@ func (r *Reconciler) applySecret(ctx context.Context, cp *marinav1alpha1.Control
 	return r.apply(ctx, cp, &unstructured.Unstructured{Object: m})
 }
 
-// adminKubeconfig embeds the admin certificate, for the operator itself and
-// for the admin kubeconfig Secret.
+// adminKubeconfig embeds the admin certificate, for the admin kubeconfig
+// Secret users get.
 func (r *Reconciler) adminKubeconfig(s *scope, server string) ([]byte, error) {
-	sec, ok := s.secrets[s.cp.Name+"-admin-tls"]
+	return embeddedKubeconfig(s, s.cp.Name+"-admin-tls", "admin", server)
+}
+
+// operatorKubeconfig embeds the operator's own certificate, for its client
+// of the federation API server.
+func (r *Reconciler) operatorKubeconfig(s *scope, server string) ([]byte, error) {
+	return embeddedKubeconfig(s, s.cp.Name+"-operator-tls", OperatorUser, server)
+}
+
+// OperatorUser is the operator's user in the federation API server (its
+// certificate's common name in charts/controlplane's certificates.yaml).
+const OperatorUser = "marina:controlplane-operator"
+
+func embeddedKubeconfig(s *scope, secret, user, server string) ([]byte, error) {
+	sec, ok := s.secrets[secret]
 	if !ok {
-		return nil, fmt.Errorf("secret %s-admin-tls is missing", s.cp.Name)
+		return nil, fmt.Errorf("secret %s is missing", secret)
 	}
 	return kubeconfig.Write(kubeconfig.Config{
 		Cluster:  s.cp.Name,
-		User:     "admin",
+		User:     user,
 		Server:   server,
 		CAData:   sec.Data["ca.crt"],
 		CertData: sec.Data[corev1.TLSCertKey],

@@ -231,8 +231,8 @@ func TestCustomCAAndExternalEtcd(t *testing.T) {
 	// Every certificate chains to the user's CA; the serving one names the
 	// Service in all its forms.
 	certs := list(t, ns, "cert-manager.io/v1", "CertificateList")
-	if len(certs) != 5 {
-		t.Errorf("%d Certificates, want 5 (apiserver, front proxy, service account, admin, kube-controller-manager)", len(certs))
+	if len(certs) != 6 {
+		t.Errorf("%d Certificates, want 6 (apiserver, front proxy, service account, admin, operator, kube-controller-manager)", len(certs))
 	}
 	for _, c := range certs {
 		secretName, _, _ := unstructured.NestedString(c.Object, "spec", "secretName")

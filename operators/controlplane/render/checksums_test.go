@@ -32,9 +32,10 @@ func TestAnnotateCertificates(t *testing.T) {
 		"scheduler-client-tls":               {"Deployment/scheduler"},
 		"descheduler-client-tls":             {"Deployment/descheduler"},
 		"kube-controller-manager-client-tls": {"Deployment/kube-controller-manager"},
-		// Nothing mounts the admin's certificate: the operator builds the
-		// admin kubeconfig from it.
-		"admin-tls": nil,
+		// Nothing mounts the admin's or the operator's certificate: the
+		// operator builds kubeconfigs from them.
+		"admin-tls":    nil,
+		"operator-tls": nil,
 	}
 	secrets := map[string]*corev1.Secret{}
 	for purpose := range users {
