@@ -32,16 +32,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	defer cancel()
 	dc1 := env.DataCenters()[0]
 	mgmt := mgmtClient(t, dc1.Kubeconfig())
-	ns := fmt.Sprintf("e2e-kms-%d", time.Now().Unix()%100000)
-	mustCreate(ctx, t, mgmt, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	t.Cleanup(func() {
-		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
-	etcdSecret, err := env.EtcdClientSecret(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(ctx, t, mgmt, etcdSecret)
+	ns := tenantNamespace(ctx, t, mgmt, "e2e-kms")
 
 	// A transit key of its own and a token that may only use it, as a
 	// Vault administrator would hand out.

@@ -70,16 +70,7 @@ func testRealEngine(t *testing.T, r engine.Release) {
 	defer cancel()
 	dc1 := env.DataCenters()[0]
 	mgmt := mgmtClient(t, dc1.Kubeconfig())
-	ns := fmt.Sprintf("e2e-engine-%d", time.Now().Unix()%100000)
-	mustCreate(ctx, t, mgmt, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	t.Cleanup(func() {
-		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
-	etcdSecret, err := env.EtcdClientSecret(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(ctx, t, mgmt, etcdSecret)
+	ns := tenantNamespace(ctx, t, mgmt, "e2e-engine")
 
 	cp, err := env.ControlPlane(dc1, ns, "engine")
 	if err != nil {
@@ -236,4 +227,22 @@ func tarballTags(file string) ([]string, error) {
 		}
 		return tags, nil
 	}
+}
+
+// tenantNamespace makes a namespace of the management cluster, removed
+// when the test ends, with the shared external etcd's client Secret that
+// the environment's ControlPlanes name.
+func tenantNamespace(ctx context.Context, t *testing.T, mgmt client.Client, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s-%d", prefix, time.Now().Unix()%100000)
+	mustCreate(ctx, t, mgmt, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	t.Cleanup(func() {
+		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	})
+	etcdSecret, err := env.EtcdClientSecret(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(ctx, t, mgmt, etcdSecret)
+	return ns
 }

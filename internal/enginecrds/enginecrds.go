@@ -24,6 +24,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 // DirEnv names a folder of bundles that wins over every other place.
@@ -98,11 +100,6 @@ func check(version, path string) (Bundle, error) {
 	return b, nil
 }
 
-// ReleaseURL is where the engine publishes a release's CRD bundle.
-func ReleaseURL(version string) string {
-	return "https://github.com/karmada-io/karmada/releases/download/" + version + "/crds.tar.gz"
-}
-
 // Download fetches a release's bundle from the engine's releases into the
 // cache (once), writing its sha256 file beside it: the fallback for a
 // machine without the shared folder. The engine publishes no checksum of
@@ -116,7 +113,7 @@ func Download(ctx context.Context, version string) (Bundle, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ReleaseURL(version), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, engine.ReleaseCRDsURL(version), nil)
 	if err != nil {
 		return Bundle{}, err
 	}
@@ -126,7 +123,7 @@ func Download(ctx context.Context, version string) (Bundle, error) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return Bundle{}, fmt.Errorf("download the engine's CRD bundle %s from %s: HTTP %s", version, ReleaseURL(version), resp.Status)
+		return Bundle{}, fmt.Errorf("download the engine's CRD bundle %s from %s: HTTP %s", version, engine.ReleaseCRDsURL(version), resp.Status)
 	}
 	const limit = 64 << 20
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/enginecrds"
 )
 
 // AssetsEnv is the environment variable naming the folder that holds the
@@ -188,4 +190,24 @@ func (e *Env) StartControllerManager(dir string, controllers ...string) (stop fu
 		}
 		return nil
 	}, nil
+}
+
+// EngineBundle returns the path of the engine's released CRD bundle of
+// version (see package enginecrds). Without it on this machine the test is
+// skipped, and fails in CI, where the project's shared folder is always
+// beside the clone.
+func EngineBundle(t testing.TB, version string) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := enginecrds.Find(root, version)
+	if errors.Is(err, enginecrds.ErrNotFound) && !enginecrds.Required() {
+		t.Skipf("SKIP: the engine's CRD bundle of %s is not on this machine: %v", version, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Path
 }

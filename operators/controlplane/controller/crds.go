@@ -16,10 +16,6 @@ import (
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
-// ReleaseCRDsURL is where the engine publishes its CRD bundle for a version;
-// used when spec.crds.http is not set.
-func ReleaseCRDsURL(version string) string { return engine.ReleaseCRDsURL(version) }
-
 // reconcileCRDs downloads the CRD bundle (or takes it from the cache),
 // applies every CRD to the federation API server, its conversion patches
 // filled for the control plane's webhook, and waits until they are
@@ -28,7 +24,8 @@ func ReleaseCRDsURL(version string) string { return engine.ReleaseCRDsURL(versio
 func (r *Reconciler) reconcileCRDs(ctx context.Context, s *scope) (result, error) {
 	const cond = marinav1alpha1.ConditionCRDsReady
 	cp := s.cp
-	src := crdbundle.Source{URL: ReleaseCRDsURL(cp.Spec.Version)}
+	// Without spec.crds.http, the engine's own release asset.
+	src := crdbundle.Source{URL: engine.ReleaseCRDsURL(cp.Spec.Version)}
 	if h := cp.Spec.CRDs.HTTP; h != nil {
 		src = crdbundle.Source{URL: h.URL, SHA256: h.SHA256, ProxyURL: h.ProxyURL}
 	}

@@ -7,7 +7,6 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
-	"github.com/marina-platform/marina/internal/enginecrds"
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
@@ -16,18 +15,7 @@ import (
 // (../shared/karmada here and in CI).
 func releaseBundle(t *testing.T, version string) *Bundle {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := enginecrds.Find(root, version)
-	if errors.Is(err, enginecrds.ErrNotFound) && !enginecrds.Required() {
-		t.Skipf("SKIP: the engine's CRD bundle of %s is not on this machine: %v", version, err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ReadFile(rb.Path)
+	b, err := ReadFile(testenv.EngineBundle(t, version))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 func TestLookup(t *testing.T) {
@@ -20,15 +21,15 @@ func TestLookup(t *testing.T) {
 		{"v1.15.3", "", "", "engine version v1.15.3 is not supported; supported minors are v1.16, v1.17, v1.18"},
 		{"not-a-version", "", "", "not supported"},
 	} {
-		r, err := Lookup(tc.version)
+		r, err := engine.Lookup(tc.version)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Lookup(%s) err = %v, want %q", tc.version, err, tc.wantErr)
+				t.Errorf("engine.Lookup(%s) err = %v, want %q", tc.version, err, tc.wantErr)
 			}
 			continue
 		}
 		if err != nil || r.Minor != tc.minor || r.Kubernetes != tc.kubernetes {
-			t.Errorf("Lookup(%s) = %+v, %v", tc.version, r, err)
+			t.Errorf("engine.Lookup(%s) = %+v, %v", tc.version, r, err)
 		}
 	}
 }
@@ -36,9 +37,9 @@ func TestLookup(t *testing.T) {
 // TestWebhookConfigurations: every path karmada-webhook serves but
 // /convert, each once, in the configuration of its kind, failing closed.
 func TestWebhookConfigurations(t *testing.T) {
-	for _, r := range Releases() {
+	for _, r := range engine.Releases() {
 		mutating, validating := r.WebhookConfigurations("https://cp-webhook.ns.svc:443", []byte("ca"), map[string]string{"a": "b"})
-		if *mutating.Name != MutatingWebhookConfigurationName || *validating.Name != ValidatingWebhookConfigurationName {
+		if *mutating.Name != engine.MutatingWebhookConfigurationName || *validating.Name != engine.ValidatingWebhookConfigurationName {
 			t.Errorf("names %s, %s", *mutating.Name, *validating.Name)
 		}
 		if len(mutating.Webhooks) != 8 || len(validating.Webhooks) != 14 {
@@ -87,7 +88,7 @@ func TestValidationFollowsTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var minors []string
-	for _, r := range Releases() {
+	for _, r := range engine.Releases() {
 		minors = append(minors, strings.TrimPrefix(r.Minor, "v1."))
 	}
 	rule := "self.matches('^v1[.](" + strings.Join(minors, "|") + ")[.]')"

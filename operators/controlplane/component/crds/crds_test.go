@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/marina-platform/marina/internal/enginecrds"
 	"github.com/marina-platform/marina/internal/localenv/pki"
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/controlplane/component/crds"
@@ -48,18 +47,7 @@ func TestMain(m *testing.M) {
 
 func bundle(t *testing.T, version string) *crdbundle.Bundle {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := enginecrds.Find(root, version)
-	if errors.Is(err, enginecrds.ErrNotFound) && !enginecrds.Required() {
-		t.Skipf("SKIP: the engine's CRD bundle of %s is not on this machine: %v", version, err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := crdbundle.ReadFile(rb.Path)
+	b, err := crdbundle.ReadFile(testenv.EngineBundle(t, version))
 	if err != nil {
 		t.Fatal(err)
 	}
