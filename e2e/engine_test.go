@@ -29,7 +29,7 @@ import (
 
 // engineComponents are the engine images a ControlPlane with every
 // component on runs.
-var engineComponents = []string{"karmada-aggregated-apiserver", "karmada-controller-manager", "karmada-scheduler", "karmada-webhook"}
+var engineComponents = []string{"karmada-aggregated-apiserver", "karmada-controller-manager", "karmada-scheduler", "karmada-webhook", "karmada-metrics-adapter", "karmada-search"}
 
 // TestRealEngine runs a ControlPlane with every component of the real
 // engine on, for each supported release whose images the folder named by
@@ -83,7 +83,7 @@ func testRealEngine(t *testing.T, r engine.Release) {
 	cp.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
 	small := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}}
 	c := &cp.Spec.Components
-	for _, o := range []*marinav1alpha1.OptionalComponentSpec{&c.AggregatedAPIServer, &c.ControllerManager, &c.Scheduler, &c.Webhook} {
+	for _, o := range []*marinav1alpha1.OptionalComponentSpec{&c.AggregatedAPIServer, &c.ControllerManager, &c.Scheduler.OptionalComponentSpec, &c.Webhook, &c.MetricsAdapter, &c.Search} {
 		o.Enabled = ptr.To(true)
 		o.Resources = small
 	}
@@ -115,6 +115,30 @@ func testRealEngine(t *testing.T, r engine.Release) {
 		clusters.SetKind("ClusterList")
 		if err := fed.List(ctx, clusters); err != nil {
 			t.Errorf("list Clusters through the aggregated API server: %v", err)
+		}
+	})
+
+	t.Run("the metrics adapter and search are registered and serve", func(t *testing.T) {
+		for _, name := range []string{"v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1alpha1.search.karmada.io"} {
+			api := &unstructured.Unstructured{}
+			api.SetAPIVersion("apiregistration.k8s.io/v1")
+			api.SetKind("APIService")
+			if err := fed.Get(ctx, client.ObjectKey{Name: name}, api); err != nil {
+				t.Fatal(err)
+			}
+			conds, _, _ := unstructured.NestedSlice(api.Object, "status", "conditions")
+			if !strings.Contains(fmt.Sprint(conds), "status:True") {
+				t.Errorf("APIService %s not Available: %v", name, conds)
+			}
+		}
+		// Served by the adapter and by search themselves, through the aggregator.
+		for _, l := range []struct{ apiVersion, kind string }{{"metrics.k8s.io/v1beta1", "NodeMetricsList"}, {"search.karmada.io/v1alpha1", "ResourceRegistryList"}} {
+			list := &unstructured.UnstructuredList{}
+			list.SetAPIVersion(l.apiVersion)
+			list.SetKind(l.kind)
+			if err := fed.List(ctx, list); err != nil {
+				t.Errorf("list %s %s: %v", l.apiVersion, l.kind, err)
+			}
 		}
 	})
 

@@ -410,7 +410,7 @@ type VaultKubernetesAuth struct {
 
 // ComponentsSpec tunes each component of a control plane. The API server and
 // kube-controller-manager always run; the others can be switched off.
-// +kubebuilder:validation:XValidation:rule="!(has(self.aggregatedAPIServer) && has(self.aggregatedAPIServer.enabled) && !self.aggregatedAPIServer.enabled) || ((has(self.controllerManager) && has(self.controllerManager.enabled) && !self.controllerManager.enabled) && (has(self.scheduler) && has(self.scheduler.enabled) && !self.scheduler.enabled))",message="the engine's controllerManager and scheduler need the aggregatedAPIServer, which serves the Clusters they watch: enable aggregatedAPIServer or disable both",fieldPath=".aggregatedAPIServer.enabled",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!(has(self.aggregatedAPIServer) && has(self.aggregatedAPIServer.enabled) && !self.aggregatedAPIServer.enabled) || ((has(self.controllerManager) && has(self.controllerManager.enabled) && !self.controllerManager.enabled) && (has(self.scheduler) && has(self.scheduler.enabled) && !self.scheduler.enabled) && (has(self.metricsAdapter) && has(self.metricsAdapter.enabled) && !self.metricsAdapter.enabled) && (has(self.search) && has(self.search.enabled) && !self.search.enabled) && !(has(self.descheduler) && has(self.descheduler.enabled) && self.descheduler.enabled))",message="the engine's controllerManager, scheduler, metricsAdapter, search and descheduler need the aggregatedAPIServer, which serves the Clusters they watch: enable aggregatedAPIServer or disable all of them",fieldPath=".aggregatedAPIServer.enabled",reason=FieldValueInvalid
 type ComponentsSpec struct {
 	// APIServer is the federation API server (kube-apiserver).
 	// +optional
@@ -431,15 +431,84 @@ type ComponentsSpec struct {
 
 	// Scheduler is the engine's scheduler (on by default).
 	// +optional
-	Scheduler OptionalComponentSpec `json:"scheduler,omitempty"`
+	Scheduler SchedulerComponent `json:"scheduler,omitempty"`
 
 	// Webhook is the engine's admission webhook (on by default).
 	// +optional
 	Webhook OptionalComponentSpec `json:"webhook,omitempty"`
 
-	// Descheduler is the engine's descheduler (off unless enabled).
+	// Descheduler is the engine's descheduler (off unless enabled). It
+	// asks the scheduler estimators, as scheduler.estimator sets them.
 	// +optional
 	Descheduler OptionalComponentSpec `json:"descheduler,omitempty"`
+
+	// MetricsAdapter is karmada-metrics-adapter (on by default): it serves
+	// metrics.k8s.io and custom.metrics.k8s.io in the federation API server
+	// from the member clusters' metrics, which FederatedHPA scales by.
+	// +optional
+	MetricsAdapter OptionalComponentSpec `json:"metricsAdapter,omitempty"`
+
+	// Search is karmada-search (on by default): it serves search.karmada.io
+	// in the federation API server, a cache of the member clusters'
+	// resources selected by ResourceRegistry objects, and a proxy to them.
+	// +optional
+	Search OptionalComponentSpec `json:"search,omitempty"`
+}
+
+// SchedulerComponent is the engine's scheduler and how it reaches the
+// scheduler estimators.
+type SchedulerComponent struct {
+	OptionalComponentSpec `json:",inline"`
+
+	// Estimator says how the scheduler and the descheduler reach the
+	// scheduler estimators (karmada-scheduler-estimator, one per member
+	// cluster, which Marina does not run), for replica estimates from each
+	// member's free resources.
+	// +optional
+	Estimator SchedulerEstimator `json:"estimator,omitempty"`
+}
+
+// SchedulerEstimator is where the scheduler estimators listen and how they
+// are trusted. The engine first looks for a Service
+// <servicePrefix>-<cluster> in serviceNamespace of the federation API
+// server (an ExternalName pointing at the estimator), then dials
+// <servicePrefix>-<cluster>.<serviceNamespace>.svc. It presents the
+// control plane's <name>-scheduler-estimator-client certificate and checks
+// the estimator's serving certificate against the control plane's CA.
+type SchedulerEstimator struct {
+	// Enabled makes the scheduler ask the estimators (off by default). The
+	// descheduler always asks them.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// ServicePrefix of the estimators' Services.
+	// +optional
+	// +kubebuilder:default=karmada-scheduler-estimator
+	// +kubebuilder:validation:MaxLength=52
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	ServicePrefix string `json:"servicePrefix,omitempty"`
+
+	// ServiceNamespace of the estimators' Services; the ControlPlane's own
+	// namespace when empty, where estimators next to the control plane run.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	ServiceNamespace string `json:"serviceNamespace,omitempty"`
+
+	// Port the estimators serve gRPC on.
+	// +optional
+	// +kubebuilder:default=10352
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// Timeout of one call to an estimator.
+	// +optional
+	// +kubebuilder:default="3s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('1m')",message="estimator.timeout must be between 100ms and 1m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // OptionalComponentSpec is a component that can be switched off.

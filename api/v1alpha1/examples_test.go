@@ -66,7 +66,7 @@ func fullControlPlane(name string) *v1.ControlPlane {
 					},
 				},
 				KubeControllerManager: v1.ComponentSpec{Replicas: ptr.To[int32](2)},
-				Scheduler:             v1.OptionalComponentSpec{Enabled: ptr.To(true), ComponentSpec: v1.ComponentSpec{Replicas: ptr.To[int32](2), PriorityClassName: "marina-control-plane"}},
+				Scheduler:             v1.SchedulerComponent{OptionalComponentSpec: v1.OptionalComponentSpec{Enabled: ptr.To(true), ComponentSpec: v1.ComponentSpec{Replicas: ptr.To[int32](2), PriorityClassName: "marina-control-plane"}}},
 				Webhook:               v1.OptionalComponentSpec{ComponentSpec: v1.ComponentSpec{Image: "registry.fra1.example.com:5000/karmada/karmada-webhook:v1.16.0"}},
 				Descheduler:           v1.OptionalComponentSpec{Enabled: ptr.To(true)},
 				ControllerManager: v1.OptionalComponentSpec{ComponentSpec: v1.ComponentSpec{

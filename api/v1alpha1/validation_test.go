@@ -308,11 +308,26 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"unsupported engine minor", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Version = "v1.15.3" }), "spec.version", "supported engine minors are v1.16, v1.17 and v1.18"},
 		{"engine controller manager without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
 			cp.Spec.Components.AggregatedAPIServer.Enabled = ptr.To(false)
-		}), "spec.components.aggregatedAPIServer.enabled", "the engine's controllerManager and scheduler need the aggregatedAPIServer"},
+		}), "spec.components.aggregatedAPIServer.enabled", "the engine's controllerManager, scheduler, metricsAdapter, search and descheduler need the aggregatedAPIServer"},
 		{"engine scheduler without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
 			cp.Spec.Components.AggregatedAPIServer.Enabled = ptr.To(false)
 			cp.Spec.Components.ControllerManager.Enabled = ptr.To(false)
 		}), "spec.components.aggregatedAPIServer.enabled", "need the aggregatedAPIServer"},
+		{"metrics adapter (on by default) without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
+			c := &cp.Spec.Components
+			c.AggregatedAPIServer.Enabled, c.ControllerManager.Enabled, c.Scheduler.Enabled, c.Search.Enabled = ptr.To(false), ptr.To(false), ptr.To(false), ptr.To(false)
+		}), "spec.components.aggregatedAPIServer.enabled", "need the aggregatedAPIServer"},
+		{"descheduler without the aggregated API server", cpWith(func(cp *v1.ControlPlane) {
+			c := &cp.Spec.Components
+			c.AggregatedAPIServer.Enabled, c.ControllerManager.Enabled, c.Scheduler.Enabled, c.Search.Enabled, c.MetricsAdapter.Enabled = ptr.To(false), ptr.To(false), ptr.To(false), ptr.To(false), ptr.To(false)
+			c.Descheduler.Enabled = ptr.To(true)
+		}), "spec.components.aggregatedAPIServer.enabled", "need the aggregatedAPIServer"},
+		{"estimator timeout of an hour", cpWith(func(cp *v1.ControlPlane) {
+			cp.Spec.Components.Scheduler.Estimator.Timeout = &metav1.Duration{Duration: time.Hour}
+		}), "spec.components.scheduler.estimator.timeout", "between 100ms and 1m"},
+		{"estimator port 0 is defaulted, 70000 is not a port", cpWith(func(cp *v1.ControlPlane) {
+			cp.Spec.Components.Scheduler.Estimator.Port = 70000
+		}), "spec.components.scheduler.estimator.port", "less than or equal to 65535"},
 		{"data center not a DNS label", cpWith(func(cp *v1.ControlPlane) { cp.Spec.DataCenter = "FRA_1" }), "spec.dataCenter", "should match"},
 		{"image registry with a scheme", cpWith(func(cp *v1.ControlPlane) { cp.Spec.ImageRegistry = "https://registry.example.com" }), "spec.imageRegistry", "should match"},
 		{"unknown pull policy", cpWith(func(cp *v1.ControlPlane) { cp.Spec.ImagePullPolicy = "Sometimes" }), "spec.imagePullPolicy", "Unsupported value"},

@@ -377,4 +377,29 @@ descheduler:
   component: descheduler
   app: karmada-descheduler
   healthPort: 10358
+metricsAdapter:
+  component: metrics-adapter
+  app: karmada-metrics-adapter
+search:
+  component: search
+  app: karmada-search
+{{- end }}
+
+{{/*
+The engine's extension API servers, which the federation API server's
+aggregator proxies to through an APIService and an ExternalName Service of
+the same name in engineNamespace (the operator makes both): keyed by
+values key, that Service's name (their serving certificates must name it)
+and whether the server keeps objects in etcd.
+*/}}
+{{- define "cp.extensionAPIServers" -}}
+aggregatedAPIServer:
+  service: karmada-aggregated-apiserver
+  etcd: true
+metricsAdapter:
+  service: karmada-metrics-adapter
+  etcd: false
+search:
+  service: karmada-search
+  etcd: true
 {{- end }}

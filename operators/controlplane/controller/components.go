@@ -13,7 +13,10 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/operators/controlplane/component/aggregatedapiserver"
+	"github.com/marina-platform/marina/operators/controlplane/component/apiservice"
+	"github.com/marina-platform/marina/operators/controlplane/component/metricsadapter"
 	"github.com/marina-platform/marina/operators/controlplane/component/ownership"
+	"github.com/marina-platform/marina/operators/controlplane/component/search"
 	"github.com/marina-platform/marina/operators/controlplane/component/webhook"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
@@ -72,21 +75,23 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 		}
 	}
 
-	problem, err := r.reconcileAggregatedAPIServer(ctx, s)
-	if err != nil {
-		s.blocked(cond, federationReason(err), err.Error())
-		return retryAfter(r.RetryAfter), nil
-	}
-	if problem != "" && !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-aggregated-apiserver:") }) {
-		// The server runs, yet the aggregator cannot use it.
-		pending = append(pending, problem)
-		if reason == marinav1alpha1.ReasonRolloutInProgress {
-			reason = marinav1alpha1.ReasonAPIServiceUnavailable
+	for _, x := range extensionAPIServers {
+		problem, err := r.reconcileExtensionAPIServer(ctx, s, x)
+		if err != nil {
+			s.blocked(cond, federationReason(err), err.Error())
+			return retryAfter(r.RetryAfter), nil
+		}
+		if problem != "" && !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-"+x.part+":") }) {
+			// The server runs, yet the aggregator cannot use it.
+			pending = append(pending, problem)
+			if reason == marinav1alpha1.ReasonRolloutInProgress {
+				reason = marinav1alpha1.ReasonAPIServiceUnavailable
+			}
 		}
 	}
 
 	webhookRunning := !slices.ContainsFunc(pending, func(p string) bool { return strings.HasPrefix(p, cp.Name+"-webhook:") })
-	problem, err = r.reconcileWebhook(ctx, s, webhookRunning)
+	problem, err := r.reconcileWebhook(ctx, s, webhookRunning)
 	if err != nil {
 		s.blocked(cond, federationReason(err), err.Error())
 		return retryAfter(r.RetryAfter), nil
@@ -130,30 +135,58 @@ func isEnabled(cp *marinav1alpha1.ControlPlane, key string) bool {
 	return false
 }
 
-// reconcileAggregatedAPIServer registers the cluster.karmada.io API with the
-// federation API server, trusting the server's serving CA, or removes the
-// registration when the server is off. It returns what keeps the APIService
-// from being Available.
-func (r *Reconciler) reconcileAggregatedAPIServer(ctx context.Context, s *scope) (string, error) {
+// extensionAPIServer is one of the engine's extension API servers: its
+// spec key, its object-name suffix and its registration with the
+// federation API server's aggregator.
+type extensionAPIServer struct {
+	key, part string
+	server    apiservice.Server
+}
+
+// extensionAPIServers are registered in this order; the aggregated API
+// server first, since the other components watch the Clusters it serves.
+var extensionAPIServers = []extensionAPIServer{
+	{"aggregatedAPIServer", "aggregated-apiserver", aggregatedapiserver.Server},
+	{"metricsAdapter", "metrics-adapter", metricsadapter.Server},
+	{"search", "search", search.Server},
+}
+
+// reconcileExtensionAPIServer registers an extension API server's APIs with
+// the federation API server, trusting the server's serving CA, or removes
+// the registration when the server is off. It returns what keeps an
+// APIService from being Available.
+func (r *Reconciler) reconcileExtensionAPIServer(ctx context.Context, s *scope, x extensionAPIServer) (string, error) {
 	cp := s.cp
-	labels := federationLabels(cp, "aggregated-apiserver")
-	if !isEnabled(cp, "aggregatedAPIServer") {
-		return "", aggregatedapiserver.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
+	labels := federationLabels(cp, x.part)
+	on := isEnabled(cp, x.key)
+	if x.key == "aggregatedAPIServer" {
+		// It also owns the cluster proxy's RBAC.
+		if !on {
+			return "", aggregatedapiserver.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
+		}
+	} else if !on {
+		return "", x.server.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
 	}
-	ca, problem := caBundle(s, cp.Name+"-aggregated-apiserver-tls", "the aggregated API server")
+	ca, problem := caBundle(s, cp.Name+"-"+x.part+"-tls", "the "+x.part)
 	if problem != "" {
 		return problem, nil
 	}
-	if err := aggregatedapiserver.Deploy(ctx, s.fed, FieldManager, aggregatedapiserver.Values{
+	v := apiservice.Values{
 		Namespace:    engineNamespace,
-		ExternalName: fmt.Sprintf("%s-aggregated-apiserver.%s.svc.%s", cp.Name, cp.Namespace, r.clusterDomain()),
+		ExternalName: fmt.Sprintf("%s-%s.%s.svc.%s", cp.Name, x.part, cp.Namespace, r.clusterDomain()),
 		CABundle:     ca,
 		Labels:       labels,
-		ProxyAdmins:  []string{AdminUser},
-	}); err != nil {
+	}
+	var err error
+	if x.key == "aggregatedAPIServer" {
+		err = aggregatedapiserver.Deploy(ctx, s.fed, FieldManager, aggregatedapiserver.Values{Values: v, ProxyAdmins: []string{AdminUser}})
+	} else {
+		err = x.server.Deploy(ctx, s.fed, FieldManager, v)
+	}
+	if err != nil {
 		return "", err
 	}
-	return aggregatedapiserver.Problem(ctx, s.fed)
+	return x.server.Problem(ctx, s.fed)
 }
 
 // reconcileWebhook registers the engine's webhooks once the webhook runs

@@ -484,7 +484,9 @@ func externalEtcdControlPlane(ns, name string) *marinav1alpha1.ControlPlane {
 			Components: marinav1alpha1.ComponentsSpec{
 				AggregatedAPIServer: marinav1alpha1.OptionalComponentSpec{Enabled: off},
 				ControllerManager:   marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Scheduler:           marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Scheduler:           marinav1alpha1.SchedulerComponent{OptionalComponentSpec: marinav1alpha1.OptionalComponentSpec{Enabled: off}},
+				MetricsAdapter:      marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Search:              marinav1alpha1.OptionalComponentSpec{Enabled: off},
 				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
 			},
 		},

@@ -139,9 +139,11 @@ func optionalComponents(cp *marinav1alpha1.ControlPlane) []optionalComponent {
 	return []optionalComponent{
 		{"aggregatedAPIServer", "aggregated-apiserver", on(c.AggregatedAPIServer, true), c.AggregatedAPIServer.ComponentSpec},
 		{"controllerManager", "controller-manager", on(c.ControllerManager, true), c.ControllerManager.ComponentSpec},
-		{"scheduler", "scheduler", on(c.Scheduler, true), c.Scheduler.ComponentSpec},
+		{"scheduler", "scheduler", on(c.Scheduler.OptionalComponentSpec, true), c.Scheduler.ComponentSpec},
 		{"webhook", "webhook", on(c.Webhook, true), c.Webhook.ComponentSpec},
 		{"descheduler", "descheduler", on(c.Descheduler, false), c.Descheduler.ComponentSpec},
+		{"metricsAdapter", "metrics-adapter", on(c.MetricsAdapter, true), c.MetricsAdapter.ComponentSpec},
+		{"search", "search", on(c.Search, true), c.Search.ComponentSpec},
 	}
 }
 

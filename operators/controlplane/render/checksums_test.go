@@ -21,7 +21,7 @@ func TestAnnotateCertificates(t *testing.T) {
 		"apiserver-tls":                      {"Deployment/apiserver"},
 		"front-proxy-client-tls":             {"Deployment/apiserver"},
 		"service-account-tls":                {"Deployment/apiserver", "Deployment/kube-controller-manager"},
-		"etcd-client-tls":                    {"Deployment/aggregated-apiserver", "Deployment/apiserver"},
+		"etcd-client-tls":                    {"Deployment/aggregated-apiserver", "Deployment/apiserver", "Deployment/search"},
 		"etcd-server-tls":                    {"StatefulSet/etcd"},
 		"etcd-peer-tls":                      {"StatefulSet/etcd"},
 		"aggregated-apiserver-tls":           {"Deployment/aggregated-apiserver"},
@@ -31,6 +31,11 @@ func TestAnnotateCertificates(t *testing.T) {
 		"controller-manager-client-tls":      {"Deployment/controller-manager"},
 		"scheduler-client-tls":               {"Deployment/scheduler"},
 		"descheduler-client-tls":             {"Deployment/descheduler"},
+		"metrics-adapter-tls":                {"Deployment/metrics-adapter"},
+		"metrics-adapter-client-tls":         {"Deployment/metrics-adapter"},
+		"search-tls":                         {"Deployment/search"},
+		"search-client-tls":                  {"Deployment/search"},
+		"scheduler-estimator-client-tls":     {"Deployment/descheduler", "Deployment/scheduler"},
 		"kube-controller-manager-client-tls": {"Deployment/kube-controller-manager"},
 		// Nothing mounts the admin's or the operator's certificate: the
 		// operator builds kubeconfigs from them.

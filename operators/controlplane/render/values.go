@@ -139,9 +139,28 @@ type ComponentsValues struct {
 	KubeControllerManager ComponentValues `json:"kubeControllerManager"`
 	AggregatedAPIServer   ComponentValues `json:"aggregatedAPIServer"`
 	ControllerManager     ComponentValues `json:"controllerManager"`
-	Scheduler             ComponentValues `json:"scheduler"`
+	Scheduler             SchedulerValues `json:"scheduler"`
 	Webhook               ComponentValues `json:"webhook"`
 	Descheduler           ComponentValues `json:"descheduler"`
+	MetricsAdapter        ComponentValues `json:"metricsAdapter"`
+	Search                ComponentValues `json:"search"`
+}
+
+// SchedulerValues adds how the scheduler (and the descheduler) reach the
+// scheduler estimators.
+type SchedulerValues struct {
+	ComponentValues `json:",inline"`
+	Estimator       EstimatorValues `json:"estimator"`
+}
+
+// EstimatorValues are the scheduler estimators' address and timeout; the
+// chart's defaults when empty.
+type EstimatorValues struct {
+	Enabled          bool   `json:"enabled"`
+	ServicePrefix    string `json:"servicePrefix,omitempty"`
+	ServiceNamespace string `json:"serviceNamespace,omitempty"`
+	Port             int32  `json:"port,omitempty"`
+	Timeout          string `json:"timeout,omitempty"`
 }
 
 // ComponentValues are one component's pods.
@@ -277,9 +296,14 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 		KubeControllerManager: component(c.KubeControllerManager, nil, opts.ComponentChecksums[ComponentKubeControllerManager]),
 		AggregatedAPIServer:   optional(c.AggregatedAPIServer, opts.ComponentChecksums[ComponentAggregatedAPIServer]),
 		ControllerManager:     optional(c.ControllerManager, opts.ComponentChecksums[ComponentControllerManager]),
-		Scheduler:             optional(c.Scheduler, opts.ComponentChecksums[ComponentScheduler]),
-		Webhook:               optional(c.Webhook, opts.ComponentChecksums[ComponentWebhook]),
-		Descheduler:           optional(c.Descheduler, opts.ComponentChecksums[ComponentDescheduler]),
+		Scheduler: SchedulerValues{
+			ComponentValues: optional(c.Scheduler.OptionalComponentSpec, opts.ComponentChecksums[ComponentScheduler]),
+			Estimator:       estimatorValues(c.Scheduler.Estimator),
+		},
+		Webhook:        optional(c.Webhook, opts.ComponentChecksums[ComponentWebhook]),
+		Descheduler:    optional(c.Descheduler, opts.ComponentChecksums[ComponentDescheduler]),
+		MetricsAdapter: optional(c.MetricsAdapter, opts.ComponentChecksums[ComponentMetricsAdapter]),
+		Search:         optional(c.Search, opts.ComponentChecksums[ComponentSearch]),
 	}
 	if s := c.APIServer.Service; s.Type != "" || s.NodePort != nil || len(s.Annotations) > 0 {
 		v.Components.APIServer.Service = &ServiceValues{Type: s.Type, NodePort: s.NodePort, Annotations: s.Annotations}
@@ -296,7 +320,17 @@ const (
 	ComponentScheduler             = "scheduler"
 	ComponentWebhook               = "webhook"
 	ComponentDescheduler           = "descheduler"
+	ComponentMetricsAdapter        = "metricsAdapter"
+	ComponentSearch                = "search"
 )
+
+func estimatorValues(e marinav1alpha1.SchedulerEstimator) EstimatorValues {
+	v := EstimatorValues{Enabled: e.Enabled, ServicePrefix: e.ServicePrefix, ServiceNamespace: e.ServiceNamespace, Port: e.Port}
+	if e.Timeout != nil {
+		v.Timeout = e.Timeout.Duration.String()
+	}
+	return v
+}
 
 func optional(s marinav1alpha1.OptionalComponentSpec, checksums map[string]string) ComponentValues {
 	return component(s.ComponentSpec, s.Enabled, checksums)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/controlplane/component/aggregatedapiserver"
+	"github.com/marina-platform/marina/operators/controlplane/component/apiservice"
 )
 
 var fed client.Client
@@ -46,7 +47,9 @@ func TestAnAPIServiceThatIsNotAvailableIsReported(t *testing.T) {
 	}
 	labels := map[string]string{"app.kubernetes.io/managed-by": "marina", "app.kubernetes.io/component": "aggregated-apiserver"}
 	v := aggregatedapiserver.Values{
-		Namespace: "karmada-system", ExternalName: "nowhere.team-a.svc.cluster.local", CABundle: []byte("ca"), Labels: labels,
+		Values: apiservice.Values{
+			Namespace: "karmada-system", ExternalName: "nowhere.team-a.svc.cluster.local", CABundle: []byte("ca"), Labels: labels,
+		},
 		ProxyAdmins: []string{"marina:admin"},
 	}
 	if err := aggregatedapiserver.Deploy(ctx, fed, "marina-controlplane", v); err != nil {
