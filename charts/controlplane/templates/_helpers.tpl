@@ -389,8 +389,9 @@ search:
 The engine's extension API servers, which the federation API server's
 aggregator proxies to through an APIService and an ExternalName Service of
 the same name in engineNamespace (the operator makes both): keyed by
-values key, that Service's name (their serving certificates must name it)
-and whether the server keeps objects in etcd.
+values key, that Service's name (their serving certificates must name it),
+whether the server keeps objects in etcd, and whether its Service must
+reach it before it is ready.
 */}}
 {{- define "cp.extensionAPIServers" -}}
 aggregatedAPIServer:
@@ -402,4 +403,7 @@ metricsAdapter:
 search:
   service: karmada-search
   etcd: true
+  # It reads its own ResourceRegistries through the federation API server,
+  # hence through its own Service, before it is ready.
+  publishNotReadyAddresses: true
 {{- end }}
