@@ -136,19 +136,25 @@ func isEnabled(cp *marinav1alpha1.ControlPlane, key string) bool {
 }
 
 // extensionAPIServer is one of the engine's extension API servers: its
-// spec key, its object-name suffix and its registration with the
-// federation API server's aggregator.
+// spec key, its object-name suffix and how it is registered with the
+// federation API server's aggregator and taken out again.
 type extensionAPIServer struct {
 	key, part string
 	server    apiservice.Server
+	deploy    func(context.Context, client.Client, string, apiservice.Values) error
+	destroy   func(ctx context.Context, c client.Client, fieldManager, namespace string, labels map[string]string) error
 }
 
 // extensionAPIServers are registered in this order; the aggregated API
 // server first, since the other components watch the Clusters it serves.
+// It also owns the cluster proxy's RBAC, binding the administrator.
 var extensionAPIServers = []extensionAPIServer{
-	{"aggregatedAPIServer", "aggregated-apiserver", aggregatedapiserver.Server},
-	{"metricsAdapter", "metrics-adapter", metricsadapter.Server},
-	{"search", "search", search.Server},
+	{"aggregatedAPIServer", "aggregated-apiserver", aggregatedapiserver.Server,
+		func(ctx context.Context, c client.Client, fieldManager string, v apiservice.Values) error {
+			return aggregatedapiserver.Deploy(ctx, c, fieldManager, aggregatedapiserver.Values{Values: v, ProxyAdmins: []string{AdminUser}})
+		}, aggregatedapiserver.Destroy},
+	{"metricsAdapter", "metrics-adapter", metricsadapter.Server, metricsadapter.Server.Deploy, metricsadapter.Server.Destroy},
+	{"search", "search", search.Server, search.Server.Deploy, search.Server.Destroy},
 }
 
 // reconcileExtensionAPIServer registers an extension API server's APIs with
@@ -158,32 +164,19 @@ var extensionAPIServers = []extensionAPIServer{
 func (r *Reconciler) reconcileExtensionAPIServer(ctx context.Context, s *scope, x extensionAPIServer) (string, error) {
 	cp := s.cp
 	labels := federationLabels(cp, x.part)
-	on := isEnabled(cp, x.key)
-	if x.key == "aggregatedAPIServer" {
-		// It also owns the cluster proxy's RBAC.
-		if !on {
-			return "", aggregatedapiserver.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
-		}
-	} else if !on {
-		return "", x.server.Destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
+	if !isEnabled(cp, x.key) {
+		return "", x.destroy(ctx, s.fed, FieldManager, engineNamespace, labels)
 	}
 	ca, problem := caBundle(s, cp.Name+"-"+x.part+"-tls", "the "+x.part)
 	if problem != "" {
 		return problem, nil
 	}
-	v := apiservice.Values{
+	if err := x.deploy(ctx, s.fed, FieldManager, apiservice.Values{
 		Namespace:    engineNamespace,
 		ExternalName: fmt.Sprintf("%s-%s.%s.svc.%s", cp.Name, x.part, cp.Namespace, r.clusterDomain()),
 		CABundle:     ca,
 		Labels:       labels,
-	}
-	var err error
-	if x.key == "aggregatedAPIServer" {
-		err = aggregatedapiserver.Deploy(ctx, s.fed, FieldManager, aggregatedapiserver.Values{Values: v, ProxyAdmins: []string{AdminUser}})
-	} else {
-		err = x.server.Deploy(ctx, s.fed, FieldManager, v)
-	}
-	if err != nil {
+	}); err != nil {
 		return "", err
 	}
 	return x.server.Problem(ctx, s.fed)
