@@ -25,7 +25,9 @@ CONTROLLER_GEN_VERSION := v0.23.0
 
 KUBE_BIN := $(CACHE)/kube/$(KUBE_VERSION)
 ETCD_BIN := $(CACHE)/etcd/$(ETCD_VERSION)
-CERT_MANAGER_BIN := $(CACHE)/cert-manager/$(CERT_MANAGER_VERSION)
+# The suffix is a hash of the wrapper's source, which picks the controllers
+# built in, so that a cached binary with fewer of them is not taken for it.
+CERT_MANAGER_BIN := $(CACHE)/cert-manager/$(CERT_MANAGER_VERSION)-$(shell sha256sum hack/tools/cert-manager/main.go | cut -c1-12)
 # The suffix names our transit-only dev server (hack/tools/vault/main.go)
 # and a hash of its source, so that neither Vault's full binary nor an
 # older dev server in the cache is taken for it.

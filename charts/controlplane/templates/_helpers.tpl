@@ -305,13 +305,14 @@ One cert-manager Certificate, <name>-<purpose>, whose Secret is
 <name>-<purpose>-tls (tls.crt, tls.key, ca.crt). Takes (dict "root" $
 "purpose" "apiserver" "component" "apiserver" "app" "kube-apiserver"
 "commonName" "…" and optionally "organizations" "dnsNames" "ipAddresses"
-"usages" (lists) and "privateKey" (dict)).
+"usages" (lists), "privateKey" and "issuer" (dicts; the issuer defaults to
+certificates.issuerRef), "isCA" and "duration").
 */}}
 {{- define "cp.certificate" -}}
 {{- $root := .root }}
 {{- $name := include "cp.name" $root }}
 {{- $certs := $root.Values.certificates }}
-{{- $issuer := $certs.issuerRef }}
+{{- $issuer := .issuer | default $certs.issuerRef }}
 ---
 apiVersion: cert-manager.io/v1
 kind: Certificate
@@ -329,9 +330,12 @@ spec:
     name: {{ required "certificates.issuerRef.name is required: the cert-manager issuer that signs the control plane's certificates" $issuer.name }}
     kind: {{ $issuer.kind | default "Issuer" }}
     group: {{ $issuer.group | default "cert-manager.io" }}
-  duration: {{ $certs.duration }}
+  duration: {{ .duration | default $certs.duration }}
   {{- with $certs.renewBefore }}
   renewBefore: {{ . }}
+  {{- end }}
+  {{- if .isCA }}
+  isCA: true
   {{- end }}
   revisionHistoryLimit: 1
   commonName: {{ .commonName | quote }}
@@ -406,4 +410,41 @@ search:
   # It reads its own ResourceRegistries through the federation API server,
   # hence through its own Service, before it is ready.
   publishNotReadyAddresses: true
+{{- end }}
+
+{{/*
+One of the control plane's own CAs, <name>-<purpose> (front-proxy-ca,
+etcd-ca, signer-ca): a self-signed CA Certificate and the CA Issuer of the
+same name that signs with it. They keep what the user's issuer signs apart
+from what only the control plane itself may sign. Ten years, and the key
+never changes on renewal, so that every certificate signed so far still
+verifies against a renewed CA. Takes (dict "root" $ "purpose" "etcd-ca"
+"component" "etcd" "app" "etcd").
+*/}}
+{{- define "cp.ca" -}}
+{{- $name := include "cp.name" .root }}
+{{- $certs := .root.Values.certificates }}
+{{- include "cp.certificate" (dict "root" .root "purpose" .purpose "component" .component "app" .app
+  "commonName" (printf "%s-%s" $name .purpose)
+  "issuer" (dict "name" (printf "%s-selfsigned" $name) "kind" "Issuer" "group" "cert-manager.io")
+  "isCA" true
+  "duration" "87600h"
+  "usages" (list "digital signature" "cert sign" "crl sign")
+  "privateKey" (merge (dict "rotationPolicy" "Never") $certs.privateKey)) }}
+---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata:
+  name: {{ $name }}-{{ .purpose }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "cp.labels" . | nindent 4 }}
+spec:
+  ca:
+    secretName: {{ $name }}-{{ .purpose }}-tls
+{{- end }}
+
+{{/* The issuerRef of one of the control plane's own CAs (cp.ca). Takes (dict "root" $ "purpose" "etcd-ca"). */}}
+{{- define "cp.caIssuer" -}}
+{{- toYaml (dict "name" (printf "%s-%s" (include "cp.name" .root) .purpose) "kind" "Issuer" "group" "cert-manager.io") }}
 {{- end }}

@@ -1,5 +1,5 @@
 // Command cert-manager-controller runs cert-manager's real controllers for
-// CA Issuers and ClusterIssuers, built from the pkg/ packages of the
+// CA and SelfSigned Issuers and ClusterIssuers, built from the pkg/ packages of the
 // cert-manager release pinned in this module's go.mod.
 //
 // cert-manager's own main lives in its cmd/controller module, which the Go
@@ -31,6 +31,7 @@ import (
 	// nothing is ever signed.
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
+	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/selfsigned"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/issuing"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/keymanager"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/readiness"
@@ -42,6 +43,9 @@ import (
 	// The CA issuer backend the issuers controllers use to check a CA
 	// Secret and mark the (Cluster)Issuer Ready.
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
+	// SelfSigned issuers make the control plane's own CAs (front proxy,
+	// etcd, CSR signer), as in cert-manager's CA bootstrap recipe.
+	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
 )
 
 func main() {

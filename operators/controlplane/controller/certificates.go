@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -38,6 +39,18 @@ func (r *Reconciler) reconcileCertificates(ctx context.Context, s *scope) (resul
 		return waitForChange(), nil
 	}
 
+	// The control plane's own CA Issuers first: its CA Certificates and the
+	// certificates they sign name them.
+	for _, obj := range s.objects {
+		if obj.GroupVersionKind() != issuerGVK {
+			continue
+		}
+		if err := r.apply(ctx, cp, obj); err != nil {
+			return proceed, err
+		}
+		s.applied[obj.GetKind()+"/"+obj.GetName()] = obj.GetGeneration()
+	}
+
 	var pending []string
 	total := 0
 	for _, obj := range s.objects {
@@ -59,8 +72,41 @@ func (r *Reconciler) reconcileCertificates(ctx context.Context, s *scope) (resul
 			"cert-manager has issued %d of %d certificates; waiting for %s", total-len(pending), total, strings.Join(pending, "; ")))
 		return waitForChange(), nil
 	}
-	s.done(cond, fmt.Sprintf("%d certificates issued by %s %s", total, s.issuer.Kind, s.issuer.Name))
+	if err := r.reconcileClientCA(ctx, s); err != nil {
+		return proceed, err
+	}
+	s.done(cond, fmt.Sprintf("%d certificates issued by %s %s and the control plane's own CAs", total, s.issuer.Kind, s.issuer.Name))
 	return proceed, nil
+}
+
+// ClientCASecretName is the Secret holding the CAs the federation API
+// server trusts for client certificates.
+func ClientCASecretName(cp *marinav1alpha1.ControlPlane) string { return cp.Name + "-client-ca" }
+
+// reconcileClientCA writes the bundle of CAs the federation API server
+// trusts for client certificates (--client-ca-file): the user's issuer's
+// (the CA of its own serving certificate, as before) and the CSR signer's,
+// so that certificates kube-controller-manager signs for pull-mode agents
+// authenticate. kube-apiserver reloads the file, so a change rolls no pod.
+func (r *Reconciler) reconcileClientCA(ctx context.Context, s *scope) error {
+	cp := s.cp
+	var bundle []byte
+	for _, src := range []struct{ secret, key string }{
+		{cp.Name + "-apiserver-tls", "ca.crt"},
+		{cp.Name + "-signer-ca-tls", corev1.TLSCertKey},
+	} {
+		sec, ok := s.secrets[src.secret]
+		if !ok || len(sec.Data[src.key]) == 0 {
+			return fmt.Errorf("client CA bundle: Secret %s has no %s", src.secret, src.key)
+		}
+		bundle = append(bundle, bytes.TrimSpace(sec.Data[src.key])...)
+		bundle = append(bundle, '\n')
+	}
+	name := ClientCASecretName(cp)
+	if have, ok := s.secrets[name]; ok && bytes.Equal(have.Data["ca.crt"], bundle) {
+		return nil
+	}
+	return r.applySecret(ctx, cp, name, "apiserver", map[string][]byte{"ca.crt": bundle})
 }
 
 // certificateProblem returns "" when cert-manager has issued the current

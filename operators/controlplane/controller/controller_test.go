@@ -228,27 +228,75 @@ func TestCustomCAAndExternalEtcd(t *testing.T) {
 		t.Errorf("finalizers = %v, want %s", got.Finalizers, controller.Finalizer)
 	}
 
-	// Every certificate chains to the user's CA; the serving one names the
-	// Service in all its forms.
+	// The user's CA signs the six certificates clients and servers of the
+	// federation API server meet; the control plane's own CAs sign the
+	// front proxy's identity (and the CSRs of pull-mode agents). The
+	// serving certificate names the Service in all its forms.
 	certs := list(t, ns, "cert-manager.io/v1", "CertificateList")
-	if len(certs) != 6 {
-		t.Errorf("%d Certificates, want 6 (apiserver, front proxy, service account, admin, operator, kube-controller-manager)", len(certs))
+	if len(certs) != 8 {
+		t.Errorf("%d Certificates, want 8 (apiserver, front proxy, service account, admin, operator, kube-controller-manager; front-proxy and signer CAs)", len(certs))
 	}
-	for _, c := range certs {
+	tlsSecret := func(c unstructured.Unstructured) *corev1.Secret {
+		t.Helper()
 		secretName, _, _ := unstructured.NestedString(c.Object, "spec", "secretName")
 		sec := &corev1.Secret{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: secretName}, sec); err != nil {
 			t.Fatal(err)
 		}
-		leaf := verifyChain(t, sec.Data["tls.crt"], ca)
-		if c.GetName() == "alpha-apiserver" {
-			for _, name := range []string{"alpha-apiserver", "alpha-apiserver." + ns, "alpha-apiserver." + ns + ".svc", "alpha-apiserver." + ns + ".svc.cluster.local"} {
-				if !slices.Contains(leaf.DNSNames, name) {
-					t.Errorf("serving certificate lacks DNS name %s: %v", name, leaf.DNSNames)
+		return sec
+	}
+	own := map[string]*x509.Certificate{}
+	for _, c := range certs {
+		if name := c.GetName(); name == "alpha-front-proxy-ca" || name == "alpha-signer-ca" {
+			root := parseCert(t, tlsSecret(c).Data["tls.crt"])
+			if !root.IsCA {
+				t.Errorf("%s is not a CA certificate", name)
+			}
+			verifyChain(t, tlsSecret(c).Data["tls.crt"], root, name)
+			own[name] = root
+		}
+	}
+	for _, c := range certs {
+		sec := tlsSecret(c)
+		switch c.GetName() {
+		case "alpha-front-proxy-ca", "alpha-signer-ca":
+		case "alpha-front-proxy-client":
+			verifyChain(t, sec.Data["tls.crt"], own["alpha-front-proxy-ca"], "the front proxy's CA")
+			if chains(sec.Data["tls.crt"], ca.Cert) {
+				t.Error("the front proxy's client certificate verifies against the user's CA: any certificate of the user's issuer could pose as the front proxy")
+			}
+		default:
+			leaf := verifyChain(t, sec.Data["tls.crt"], ca.Cert, "the user's CA")
+			if c.GetName() == "alpha-apiserver" {
+				for _, name := range []string{"alpha-apiserver", "alpha-apiserver." + ns, "alpha-apiserver." + ns + ".svc", "alpha-apiserver." + ns + ".svc.cluster.local"} {
+					if !slices.Contains(leaf.DNSNames, name) {
+						t.Errorf("serving certificate lacks DNS name %s: %v", name, leaf.DNSNames)
+					}
 				}
 			}
 		}
 		assertOwned(t, &c, cp)
+	}
+	// The API server trusts client certificates of the user's CA and of
+	// the CSR signer, nothing else.
+	bundle := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alpha-client-ca"}, bundle); err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for rest := bundle.Data["ca.crt"]; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, c.Subject.CommonName)
+	}
+	if want := []string{ca.Cert.Subject.CommonName, "alpha-signer-ca"}; !slices.Equal(subjects, want) {
+		t.Errorf("client CA bundle holds %v, want %v", subjects, want)
 	}
 
 	d := &appsv1.Deployment{}
@@ -430,7 +478,7 @@ func TestOtherDataCenterAndSuspend(t *testing.T) {
 func TestLocalEtcd(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	createCA(t, ns, "local-ca")
+	userCA := createCA(t, ns, "local-ca")
 	cp := &marinav1alpha1.ControlPlane{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "local"},
 		Spec: marinav1alpha1.ControlPlaneSpec{
@@ -459,9 +507,32 @@ func TestLocalEtcd(t *testing.T) {
 	for _, c := range certs {
 		names = append(names, c.GetName())
 	}
-	for _, want := range []string{"local-etcd-server", "local-etcd-peer", "local-etcd-client", "local-aggregated-apiserver", "local-webhook", "local-scheduler-client"} {
+	for _, want := range []string{"local-etcd-ca", "local-etcd-server", "local-etcd-peer", "local-etcd-client", "local-aggregated-apiserver", "local-webhook", "local-scheduler-client"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no Certificate %s among %v", want, names)
+		}
+	}
+
+	// etcd trusts only its own CA, which signs its three certificates: a
+	// client certificate of the user's issuer cannot open it.
+	waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	secret := func(name string) *corev1.Secret {
+		t.Helper()
+		sec := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec); err != nil {
+			t.Fatal(err)
+		}
+		return sec
+	}
+	etcdCA := parseCert(t, secret("local-etcd-ca-tls").Data["tls.crt"])
+	for _, purpose := range []string{"etcd-server", "etcd-peer", "etcd-client"} {
+		sec := secret("local-" + purpose + "-tls")
+		verifyChain(t, sec.Data["tls.crt"], etcdCA, "etcd's CA")
+		if chains(sec.Data["tls.crt"], userCA.Cert) {
+			t.Errorf("%s verifies against the user's CA", purpose)
+		}
+		if trusted := parseCert(t, sec.Data["ca.crt"]); !trusted.Equal(etcdCA) {
+			t.Errorf("%s's ca.crt (what etcd and the API servers trust) is %s, want etcd's CA", purpose, trusted.Subject)
 		}
 	}
 }
@@ -652,20 +723,40 @@ func assertOwned(t *testing.T, obj metav1.Object, cp *marinav1alpha1.ControlPlan
 }
 
 // verifyChain checks that certPEM was signed by ca and returns it.
-func verifyChain(t *testing.T, certPEM []byte, ca *pki.CA) *x509.Certificate {
+func parseCert(t *testing.T, certPEM []byte) *x509.Certificate {
 	t.Helper()
 	block, _ := pem.Decode(certPEM)
 	if block == nil {
 		t.Fatal("no PEM certificate")
 	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// chains says whether a PEM certificate verifies against root.
+func chains(certPEM []byte, root *x509.Certificate) bool {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		t.Errorf("certificate %s does not verify against the user's CA: %v", leaf.Subject, err)
+	roots.AddCert(root)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
+}
+
+func verifyChain(t *testing.T, certPEM []byte, root *x509.Certificate, what string) *x509.Certificate {
+	t.Helper()
+	leaf := parseCert(t, certPEM)
+	if !chains(certPEM, root) {
+		t.Errorf("certificate %s does not verify against %s", leaf.Subject, what)
 	}
 	return leaf
 }
