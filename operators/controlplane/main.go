@@ -19,7 +19,7 @@ var flags controller.Flags
 func init() { flags.Bind(flag.CommandLine) }
 
 func main() {
-	operator.Main("marina-controlplane", setup, func(o *ctrl.Options) { controller.CacheOptions(&o.Cache) })
+	operator.Main("marina-controlplane", setup, controller.ManagerOptions)
 }
 
 // setup registers the ControlPlane reconciler with the chart built into the

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +11,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -92,10 +97,93 @@ func (r *Reconciler) apply(ctx context.Context, cp *marinav1alpha1.ControlPlane,
 	// omits is removed.
 	obj.SetManagedFields(nil)
 	obj.SetResourceVersion("")
+	key := appliedKey{cp: cp.UID, gvk: obj.GroupVersionKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
+	intent, err := json.Marshal(obj.Object)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(intent)
+	if live := r.appliedUnchanged(ctx, key, sum); live != nil {
+		// What this apply would return: the callers read the generation.
+		obj.Object = live.Object
+		applies.WithLabelValues(cp.Namespace, cp.Name, "unchanged").Inc()
+		return nil
+	}
+	applies.WithLabelValues(cp.Namespace, cp.Name, "applied").Inc()
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		r.applied.Delete(key)
 		return fmt.Errorf("apply %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
+	r.applied.Store(key, appliedObject{intent: sum, resourceVersion: obj.GetResourceVersion()})
 	return nil
+}
+
+// appliedKey names an object the operator applied for a control plane.
+type appliedKey struct {
+	cp              types.UID
+	gvk             schema.GroupVersionKind
+	namespace, name string
+}
+
+// appliedObject is what the operator last applied to an object and the
+// object's resourceVersion right after.
+type appliedObject struct {
+	intent          [32]byte
+	resourceVersion string
+}
+
+// appliedUnchanged returns the cached object when applying intent again
+// would change nothing: the operator applied this very intent, and nobody
+// (no user, no controller, not even a status update) wrote the object
+// since. Any write in between makes it apply again, which also takes back
+// changes others made to the operator's fields. It never reads past the
+// cache, so an unchanged pass costs no request.
+func (r *Reconciler) appliedUnchanged(ctx context.Context, key appliedKey, intent [32]byte) *unstructured.Unstructured {
+	v, ok := r.applied.Load(key)
+	if !ok || v.(appliedObject).intent != intent {
+		return nil
+	}
+	live, err := r.cached(ctx, key)
+	if err != nil || live.GetResourceVersion() != v.(appliedObject).resourceVersion || !live.GetDeletionTimestamp().IsZero() {
+		return nil
+	}
+	return live
+}
+
+// cached reads an object from the manager's cache, as the typed object
+// the cache holds when the scheme knows its kind.
+func (r *Reconciler) cached(ctx context.Context, key appliedKey) (*unstructured.Unstructured, error) {
+	nn := client.ObjectKey{Namespace: key.namespace, Name: key.name}
+	typed, err := r.Client.Scheme().New(key.gvk)
+	if err != nil {
+		u := newUnstructured(key.gvk)
+		return u, r.Client.Get(ctx, nn, u)
+	}
+	obj, ok := typed.(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an object", key.gvk)
+	}
+	if err := r.Client.Get(ctx, nn, obj); err != nil {
+		return nil, err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(key.gvk)
+	return u, nil
+}
+
+// forgetApplied drops what is remembered of a deleted control plane's
+// objects.
+func (r *Reconciler) forgetApplied(uid types.UID) {
+	r.applied.Range(func(k, _ any) bool {
+		if k.(appliedKey).cp == uid {
+			r.applied.Delete(k)
+		}
+		return true
+	})
 }
 
 // applyParts applies the rendered objects of the given components (label

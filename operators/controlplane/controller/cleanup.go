@@ -201,6 +201,8 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	}
 
 	r.Federation.Forget(cp.UID)
+	r.forgetApplied(cp.UID)
+	r.CRDs.Release(client.ObjectKeyFromObject(cp).String())
 	forget(cp)
 	before := cp.DeepCopy()
 	controllerutil.RemoveFinalizer(cp, Finalizer)

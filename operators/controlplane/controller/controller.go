@@ -7,6 +7,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -26,9 +28,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
@@ -75,6 +79,10 @@ type Reconciler struct {
 	// latest version, to notice a rotation; DefaultVaultPollInterval when
 	// zero.
 	VaultPollInterval time.Duration
+	// applied holds, by appliedKey, what the operator last applied to each
+	// object in the management cluster (appliedObject), so that a pass
+	// that changes nothing writes nothing.
+	applied sync.Map
 	// crdsApplied holds, by control plane, what the CRD stage last applied
 	// (appliedCRDs), so that an unchanged pass costs one list.
 	crdsApplied sync.Map
@@ -89,6 +97,18 @@ type Reconciler struct {
 	// MaxConcurrentReconciles is how many control planes are reconciled at
 	// once; 4 when zero.
 	MaxConcurrentReconciles int
+}
+
+// ManagerOptions are the manager's cache and client options the
+// reconciler relies on (CacheOptions), and cached reads of the cert-manager
+// objects it watches, which it reads as unstructured objects: without it
+// every such read would go to the API server.
+func ManagerOptions(o *ctrl.Options) {
+	CacheOptions(&o.Cache)
+	if o.Client.Cache == nil {
+		o.Client.Cache = &client.CacheOptions{}
+	}
+	o.Client.Cache.Unstructured = true
 }
 
 // CacheOptions limits the manager's cache to what the reconciler watches:
@@ -126,8 +146,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Federation == nil {
 		r.Federation = NewFederationClients()
 	}
+	// A finished CRD download wakes the control planes waiting for it.
+	downloads := make(chan event.TypedGenericEvent[*marinav1alpha1.ControlPlane], 64)
+	r.CRDs.OnChange = func(waiter string) {
+		ns, name, _ := strings.Cut(waiter, "/")
+		downloads <- event.TypedGenericEvent[*marinav1alpha1.ControlPlane]{
+			Object: &marinav1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&marinav1alpha1.ControlPlane{}).
+		WatchesRawSource(source.Channel(downloads, &handler.TypedEnqueueRequestForObject[*marinav1alpha1.ControlPlane]{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).

@@ -29,11 +29,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -154,8 +156,8 @@ func run(m *testing.M) (int, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	}
-	// The production cache: only what the operator labels as its own.
-	controller.CacheOptions(&opts.Cache)
+	// The production cache (only what the operator labels as its own) and client.
+	controller.ManagerOptions(&opts)
 	mgr, err := ctrl.NewManager(env.Config, opts)
 	if err != nil {
 		return 1, err
@@ -444,6 +446,83 @@ func TestBadInputIsReportedAndRecovers(t *testing.T) {
 		patch(t, cp, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Etcd.External.Endpoints = etcd.Endpoints() })
 		waitCondition(t, cp, marinav1alpha1.ConditionEtcdReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
 	})
+}
+
+// TestUnchangedPassWritesNothing: once a control plane's objects are
+// applied, a pass with nothing new sends no apply; a spec change applies
+// again, and so does a hand edit of an object the operator made, which it
+// takes back.
+func TestUnchangedPassWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	createCA(t, ns, "quiet-ca")
+	createSecret(t, ns, "etcd-client", etcdTLS)
+	cp := externalEtcdControlPlane(ns, "quiet")
+	cp.Spec.Certificates.CASecretRef.Name = "quiet-ca"
+	create(t, cp)
+	// No kubelet runs here, so the API server's rollout never moves: a
+	// steady state.
+	waitCondition(t, cp, marinav1alpha1.ConditionAPIServerReady, metav1.ConditionFalse, marinav1alpha1.ReasonRolloutInProgress)
+
+	// A new pass (an annotation does not change the generation): every
+	// object is found unchanged.
+	settle := func() {
+		t.Helper()
+		before := appliesOf(t, cp, "unchanged")
+		patch(t, cp, func(cp *marinav1alpha1.ControlPlane) {
+			metav1.SetMetaDataAnnotation(&cp.ObjectMeta, "test.marina.dev/poke", time.Now().Format(time.RFC3339Nano))
+		})
+		eventually(t, "a pass finding objects unchanged", func() bool { return appliesOf(t, cp, "unchanged") > before })
+	}
+	settle()
+	applied := appliesOf(t, cp, "applied")
+	settle()
+	if got := appliesOf(t, cp, "applied"); got != applied {
+		t.Errorf("a pass with nothing changed applied %v objects", got-applied)
+	}
+
+	// A hand edit is a write the operator did not make: the next pass
+	// applies that object again and takes the edit back.
+	d := &appsv1.Deployment{}
+	key := client.ObjectKey{Namespace: ns, Name: "quiet-apiserver"}
+	if err := k8s.Get(ctx, key, d); err != nil {
+		t.Fatal(err)
+	}
+	want := *d.Spec.Replicas
+	d.Spec.Replicas = ptr.To(want + 5)
+	if err := k8s.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the hand edit taken back", func() bool {
+		return k8s.Get(ctx, key, d) == nil && *d.Spec.Replicas == want
+	})
+	if got := appliesOf(t, cp, "applied"); got <= applied {
+		t.Error("the hand edit was taken back without an apply")
+	}
+}
+
+// appliesOf reads marina_controlplane_applies_total of a ControlPlane.
+func appliesOf(t *testing.T, cp *marinav1alpha1.ControlPlane, result string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "marina_controlplane_applies_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["namespace"] == cp.Namespace && l["name"] == cp.Name && l["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // TestOtherDataCenterAndSuspend: a ControlPlane of another data center and
@@ -776,4 +855,14 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// eventually waits up to a minute for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
 }

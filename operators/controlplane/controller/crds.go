@@ -29,7 +29,12 @@ func (r *Reconciler) reconcileCRDs(ctx context.Context, s *scope) (result, error
 	if h := cp.Spec.CRDs.HTTP; h != nil {
 		src = crdbundle.Source{URL: h.URL, SHA256: h.SHA256, ProxyURL: h.ProxyURL}
 	}
-	bundle, err := r.CRDs.Fetch(ctx, src, cp.Spec.CRDs.Policy != marinav1alpha1.CRDPolicyAlways)
+	// The download runs on its own; it wakes this stage when it is over.
+	bundle, err := r.CRDs.Start(src, cp.Spec.CRDs.Policy == marinav1alpha1.CRDPolicyAlways, client.ObjectKeyFromObject(cp).String())
+	if errors.Is(err, crdbundle.ErrPending) {
+		s.blocked(cond, marinav1alpha1.ReasonProgressing, fmt.Sprintf("downloading the CRD bundle from %s", src.URL))
+		return waitForChange(), nil
+	}
 	if err != nil {
 		reason := marinav1alpha1.ReasonDownloadFailed
 		switch {

@@ -13,6 +13,10 @@ var (
 		Name: "marina_controlplane_condition",
 		Help: "1 when the ControlPlane's condition has the status in the label, else 0; one series per condition type and status.",
 	}, []string{"namespace", "name", "type", "status"})
+	applies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "marina_controlplane_applies_total",
+		Help: "Objects applied in the management cluster for a ControlPlane, by result: applied (a server-side apply sent) or unchanged (skipped: neither the intent nor the object changed since the last apply).",
+	}, []string{"namespace", "name", "result"})
 	readySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "marina_controlplane_ready_seconds",
 		Help:    "Seconds from a ControlPlane's creation until it was first Ready.",
@@ -21,7 +25,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(conditionGauge, readySeconds)
+	metrics.Registry.MustRegister(conditionGauge, applies, readySeconds)
 }
 
 // observe publishes the conditions of a ControlPlane whose status is being
@@ -45,4 +49,5 @@ func observe(before, cp *marinav1alpha1.ControlPlane) {
 // forget drops a deleted ControlPlane's series.
 func forget(cp *marinav1alpha1.ControlPlane) {
 	conditionGauge.DeletePartialMatch(prometheus.Labels{"namespace": cp.Namespace, "name": cp.Name})
+	applies.DeletePartialMatch(prometheus.Labels{"namespace": cp.Namespace, "name": cp.Name})
 }

@@ -92,8 +92,13 @@ type Fetcher struct {
 	// MaxBytes bounds a download and a bundle's unpacked size.
 	MaxBytes int64
 
+	// OnChange, when set, is called with the waiter of every Start whose
+	// download finished with a new result (see Start).
+	OnChange func(waiter string)
+
 	mu         sync.Mutex
 	cache      map[cacheKey]*Bundle
+	downloads  map[cacheKey]*download
 	transports map[string]*http.Transport
 }
 
@@ -105,6 +110,7 @@ func NewFetcher() *Fetcher {
 	return &Fetcher{
 		Attempts: 3, Backoff: time.Second, Timeout: 30 * time.Second, MaxBytes: 64 << 20,
 		cache:      map[cacheKey]*Bundle{},
+		downloads:  map[cacheKey]*download{},
 		transports: map[string]*http.Transport{},
 	}
 }
@@ -151,6 +157,11 @@ func (f *Fetcher) Forget(url string) {
 	for k := range f.cache {
 		if k.url == url {
 			delete(f.cache, k)
+		}
+	}
+	for k := range f.downloads {
+		if k.url == url {
+			delete(f.downloads, k)
 		}
 	}
 }
