@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -231,6 +232,44 @@ func TestControlPlanes(t *testing.T) {
 			t.Errorf("the message does not say what the mirror answered: %s", msg)
 		}
 		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = goodURL })
+		waitReady(ctx, t, c, beta, 2*time.Minute)
+	})
+
+	t.Run("an image that cannot start is RolloutStuck with the pod's reason, and the running pods are kept", func(t *testing.T) {
+		c := mgmt[dc1.Name]
+		good := beta.Spec.Components.KubeControllerManager.Image
+		running := &corev1.PodList{}
+		kcm := client.MatchingLabels{"app.kubernetes.io/instance": beta.Name, "app.kubernetes.io/component": "kube-controller-manager"}
+		if err := c.List(ctx, running, client.InNamespace(ns), kcm); err != nil || len(running.Items) != 1 {
+			t.Fatalf("beta's kube-controller-manager pods: %v (%d)", err, len(running.Items))
+		}
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) {
+			cp.Spec.Components.KubeControllerManager.Image = good + "-no-such-image"
+		})
+		got := waitCondition(ctx, t, c, beta, marinav1alpha1.ConditionComponentsReady, metav1.ConditionFalse, marinav1alpha1.ReasonRolloutStuck)
+		msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionComponentsReady).Message
+		if !strings.Contains(msg, "beta-kube-controller-manager") || !strings.Contains(msg, "ErrImageNeverPull") {
+			t.Errorf("the message does not name the workload and why its pod cannot start: %s", msg)
+		}
+		events := &eventsv1.EventList{}
+		waitFor(ctx, t, "a Warning Event RolloutStuck", func() bool {
+			if err := c.List(ctx, events, client.InNamespace(ns)); err != nil {
+				return false
+			}
+			return slices.ContainsFunc(events.Items, func(e eventsv1.Event) bool {
+				return e.Regarding.Name == beta.Name && e.Type == corev1.EventTypeWarning && e.Reason == marinav1alpha1.ReasonRolloutStuck
+			})
+		})
+		// Nothing running is torn down: the old pod serves on, and so does
+		// the API server.
+		pod := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&running.Items[0]), pod); err != nil || !podReady(pod) {
+			t.Errorf("the running kube-controller-manager pod was not kept: %v", err)
+		}
+		if err := fed["beta"].List(ctx, &corev1.NamespaceList{}); err != nil {
+			t.Errorf("beta's API server stopped answering: %v", err)
+		}
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Components.KubeControllerManager.Image = good })
 		waitReady(ctx, t, c, beta, 2*time.Minute)
 	})
 
@@ -550,4 +589,13 @@ func federationClient(ctx context.Context, t *testing.T, mgmt client.Client, dc 
 		t.Errorf("%s: no kube-system namespace: %v", cp.Name, nss.Items)
 	}
 	return c
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

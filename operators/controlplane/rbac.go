@@ -30,6 +30,11 @@ package main
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 
+// A rollout that does not finish is explained by its pods: a container
+// waiting on an image pull or in a crash loop becomes RolloutStuck with
+// that reason. Pods are only read, and only while a rollout is pending.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+
 // With Vault's Kubernetes auth method the operator checks the settings by
 // logging in as the KMS plugin will: with a short-lived token of the
 // plugin's service account.

@@ -28,6 +28,11 @@ const apiServerPort = 5443
 // looked at again.
 const probeInterval = 2 * time.Second
 
+// rolloutRecheck is how soon a pending rollout is looked at again: a pod
+// that starts failing (an image that cannot be pulled, a crash loop)
+// changes no workload status, so the operator would otherwise not notice.
+const rolloutRecheck = 10 * time.Second
+
 // reconcileAPIServer writes the components' kubeconfigs, runs the API
 // server and waits until it answers /readyz to the operator's admin
 // credentials.
@@ -50,7 +55,7 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 			}
 			s.blocked(cond, reason, p)
 		}
-		return waitForChange(), err
+		return retryAfter(rolloutRecheck), err
 	}
 	operatorKubeconfig, err := r.operatorKubeconfig(s, r.FederationURL(cp, apiServerPort))
 	if err != nil {
@@ -98,7 +103,13 @@ func (r *Reconciler) deploymentProblem(ctx context.Context, s *scope, name strin
 	if s.stale("Deployment", d) {
 		return name + ": the change is not picked up yet", nil
 	}
-	return rolloutProblem(d), nil
+	p := rolloutProblem(d)
+	if p != "" && !rolloutStuck(p) && d.Spec.Selector != nil {
+		if why := r.podsStuck(ctx, d.Namespace, d.Spec.Selector.MatchLabels); why != "" {
+			p = fmt.Sprintf("%s: %s; the running pods are kept", name, why)
+		}
+	}
+	return p, nil
 }
 
 // endpoint is the URL users reach the API server at: the load balancer's

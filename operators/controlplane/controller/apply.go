@@ -219,8 +219,56 @@ func ownLabels(cp *marinav1alpha1.ControlPlane, component string) map[string]str
 // crash loop, a failing probe).
 const stuckMarker = "the rollout missed its progress deadline"
 
+// podStuckMarker is in the problem of a rollout whose new pods cannot start
+// as they are (podsStuck), long before its progress deadline.
+const podStuckMarker = "will not start without a fix"
+
 // rolloutStuck says whether a rollout problem is one a person must fix.
-func rolloutStuck(problem string) bool { return strings.Contains(problem, stuckMarker) }
+func rolloutStuck(problem string) bool {
+	return strings.Contains(problem, stuckMarker) || strings.Contains(problem, podStuckMarker)
+}
+
+// stuckWaiting are the reasons a container waits with that only a change
+// (of the image, the configuration, the program) ends.
+var stuckWaiting = []string{
+	"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+	"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+}
+
+// podsStuck returns, for a workload that is not rolled out, why its pods
+// cannot start (a container of one of them waiting for a reason in
+// stuckWaiting), or "". Pods are read only while a rollout is pending,
+// never at steady state. The container's own termination message is left
+// out: a program may print anything there.
+func (r *Reconciler) podsStuck(ctx context.Context, namespace string, selector map[string]string) string {
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
+		return ""
+	}
+	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	for _, pod := range pods.Items {
+		statuses := append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...)
+		for _, c := range statuses {
+			w := c.State.Waiting
+			if w == nil || !slices.Contains(stuckWaiting, w.Reason) {
+				continue
+			}
+			msg := fmt.Sprintf("pod %s %s: container %s is waiting with %s", pod.Name, podStuckMarker, c.Name, w.Reason)
+			if w.Message != "" {
+				msg += ": " + truncate(w.Message, 300)
+			}
+			return msg
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 // rolloutProblem returns "" when a Deployment runs its current template on
 // every replica and all are available, else how far it is.

@@ -202,6 +202,8 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 
 	r.Federation.Forget(cp.UID)
 	r.forgetApplied(cp.UID)
+	r.migrations.stop(cp.UID)
+	r.etcdChecks.Delete(cp.UID)
 	r.CRDs.Release(client.ObjectKeyFromObject(cp).String())
 	forget(cp)
 	before := cp.DeepCopy()

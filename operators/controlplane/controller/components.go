@@ -105,8 +105,8 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, s *scope) (result,
 
 	if len(pending) > 0 {
 		s.blocked(cond, reason, strings.Join(pending, "; "))
-		if reason == marinav1alpha1.ReasonRolloutInProgress {
-			return waitForChange(), nil
+		if reason == marinav1alpha1.ReasonRolloutInProgress || reason == marinav1alpha1.ReasonRolloutStuck {
+			return retryAfter(rolloutRecheck), nil
 		}
 		// Nothing in the management cluster changes when an APIService
 		// turns Available: look again.

@@ -79,6 +79,13 @@ type Reconciler struct {
 	// latest version, to notice a rotation; DefaultVaultPollInterval when
 	// zero.
 	VaultPollInterval time.Duration
+	// etcdChecks holds, by control plane, the last successful check of its
+	// external etcd (etcdCheck).
+	etcdChecks sync.Map
+	// migrations are the storage migrations running in the background.
+	migrations migrations
+	// wake enqueues a control plane (see SetupWithManager).
+	wake func(types.NamespacedName)
 	// applied holds, by appliedKey, what the operator last applied to each
 	// object in the management cluster (appliedObject), so that a pass
 	// that changes nothing writes nothing.
@@ -146,17 +153,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Federation == nil {
 		r.Federation = NewFederationClients()
 	}
-	// A finished CRD download wakes the control planes waiting for it.
-	downloads := make(chan event.TypedGenericEvent[*marinav1alpha1.ControlPlane], 64)
+	// What runs in the background (CRD downloads, storage migrations)
+	// wakes the control planes it works for.
+	wakeups := make(chan event.TypedGenericEvent[*marinav1alpha1.ControlPlane], 64)
+	r.wake = func(key types.NamespacedName) {
+		wakeups <- event.TypedGenericEvent[*marinav1alpha1.ControlPlane]{
+			Object: &marinav1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
+		}
+	}
 	r.CRDs.OnChange = func(waiter string) {
 		ns, name, _ := strings.Cut(waiter, "/")
-		downloads <- event.TypedGenericEvent[*marinav1alpha1.ControlPlane]{
-			Object: &marinav1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
-		}
+		r.wake(types.NamespacedName{Namespace: ns, Name: name})
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&marinav1alpha1.ControlPlane{}).
-		WatchesRawSource(source.Channel(downloads, &handler.TypedEnqueueRequestForObject[*marinav1alpha1.ControlPlane]{})).
+		WatchesRawSource(source.Channel(wakeups, &handler.TypedEnqueueRequestForObject[*marinav1alpha1.ControlPlane]{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).

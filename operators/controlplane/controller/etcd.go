@@ -2,8 +2,11 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +28,7 @@ func (r *Reconciler) reconcileEtcd(ctx context.Context, s *scope) (result, error
 		if err != nil || res.stop {
 			return res, err
 		}
-		if err := cluster.Check(ctx); err != nil {
+		if err := r.checkEtcd(ctx, cp, cluster); err != nil {
 			if isInvalidTLS(err) {
 				s.blocked(cond, marinav1alpha1.ReasonInvalidSecret, fmt.Sprintf(
 					"Secret %s/%s named in spec.etcd.external.tlsSecretRef: %v", cp.Namespace, ext.TLSSecretRef.Name, err))
@@ -57,11 +60,51 @@ func (r *Reconciler) reconcileEtcd(ctx context.Context, s *scope) (result, error
 		p = sts.Name + ": the change is not picked up yet"
 	}
 	if p != "" {
-		s.blocked(cond, marinav1alpha1.ReasonRolloutInProgress, p)
-		return waitForChange(), nil
+		reason := marinav1alpha1.ReasonRolloutInProgress
+		if sts.Spec.Selector != nil {
+			if why := r.podsStuck(ctx, sts.Namespace, sts.Spec.Selector.MatchLabels); why != "" {
+				p, reason = sts.Name+": "+why, marinav1alpha1.ReasonRolloutStuck
+			}
+		}
+		s.blocked(cond, reason, p)
+		return retryAfter(rolloutRecheck), nil
 	}
 	s.done(cond, fmt.Sprintf("local etcd runs %d members", sts.Status.ReadyReplicas))
 	return proceed, nil
+}
+
+// etcdCheckValid is how long a successful check of an external etcd with
+// the same endpoints and credentials stands: within it a pass dials no
+// etcd. An etcd lost meanwhile shows sooner anyway, in the API server's
+// /readyz, which APIServerReady probes on every pass.
+const etcdCheckValid = 5 * time.Minute
+
+// etcdCheck is the last successful check of a control plane's external
+// etcd: of what (a hash of endpoints and credentials) and when.
+type etcdCheck struct {
+	key [32]byte
+	at  time.Time
+}
+
+// checkEtcd checks that the external etcd answers, unless it did with the
+// same endpoints and credentials less than etcdCheckValid ago.
+func (r *Reconciler) checkEtcd(ctx context.Context, cp *marinav1alpha1.ControlPlane, c externaletcd.Cluster) error {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(strings.Join(c.Endpoints, ",")), c.CA, c.Cert, c.Key} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	var key [32]byte
+	copy(key[:], h.Sum(nil))
+	if v, ok := r.etcdChecks.Load(cp.UID); ok && v.(etcdCheck).key == key && time.Since(v.(etcdCheck).at) < etcdCheckValid {
+		return nil
+	}
+	if err := c.Check(ctx); err != nil {
+		r.etcdChecks.Delete(cp.UID)
+		return err
+	}
+	r.etcdChecks.Store(cp.UID, etcdCheck{key: key, at: time.Now()})
+	return nil
 }
 
 // externalEtcd reads the TLS Secret of spec.etcd.external. A problem with it

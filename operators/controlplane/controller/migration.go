@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,10 +28,11 @@ import (
 )
 
 const (
-	// migrationPage is how many objects one reconciliation rewrites, so
-	// that progress shows in the status and other control planes get
-	// their turn.
+	// migrationPage is how many objects one list of a migration returns.
 	migrationPage = 200
+	// migrationReport is how often a running migration wakes its control
+	// plane to write its progress into the status.
+	migrationReport = 2 * time.Second
 	// keyAdoptionGrace is how long after a rotation the operator waits
 	// before rewriting: every API server asks its KMS plugin for the key ID
 	// once a minute while healthy, and a rewrite through one that still
@@ -45,13 +48,17 @@ const (
 // are encrypted with it (a storage migration, as kube-storage-version-
 // migrator does it: a read and an unchanged write, which the API server
 // stores again because the value read is stale). It also encrypts what was
-// stored before encryption was turned on. It goes a page per
-// reconciliation and keeps its place in the status.
+// stored before encryption was turned on. The rewrites run in the
+// background (migrations); each pass keeps their place in the status, from
+// where they go on after an operator restart.
 func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, error) {
 	const cond = marinav1alpha1.ConditionEncryptionReady
 	cp := s.cp
 	enc, es := cp.Spec.Encryption, cp.Status.Encryption
 	if enc == nil || es == nil || es.KeyID == "" || s.degraded {
+		// Without Vault every rewrite would fail; it goes on from its
+		// place once encryption is healthy again.
+		r.migrations.stop(cp.UID)
 		return proceed, nil
 	}
 	if es.Migration == nil && es.MigratedKeyID == es.KeyID && sameSet(es.MigratedResources, enc.Resources) {
@@ -84,23 +91,20 @@ func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, 
 		m.Resource = m.Resources[0]
 	}
 
-	page, err := r.rewritePage(ctx, s, m.Resource, m.Continue)
-	m.Rewritten += page.rewritten
-	m.Failed += page.failed
-	if page.lastFailure != "" {
-		m.LastFailure = page.lastFailure
-	}
+	// The rewrites run on their own goroutine, so that no worker waits on
+	// thousands of writes; each pass reports how far they are, and the
+	// run wakes the control plane as it goes.
+	run := r.migrations.start(cp, m, s.fed, r.wake)
+	done, err := run.copyTo(m)
 	if err != nil {
+		r.migrations.stop(cp.UID)
+		// The next pass goes on from the place the status keeps.
 		return proceed, fmt.Errorf("rewrite %s: %w", m.Resource, err)
 	}
-	m.Continue = page.next
-	if m.Continue == "" {
-		if i := slices.Index(m.Resources, m.Resource); i+1 < len(m.Resources) {
-			m.Resource = m.Resources[i+1]
-		} else {
-			r.migrationDone(ctx, s)
-			return proceed, nil
-		}
+	if done {
+		r.migrations.stop(cp.UID)
+		r.migrationDone(ctx, s)
+		return proceed, nil
 	}
 	msg := fmt.Sprintf("rewriting %s with transit key %s: %d objects so far, now %s",
 		strings.Join(m.Resources, ", "), m.KeyID, m.Rewritten, m.Resource)
@@ -108,7 +112,6 @@ func (r *Reconciler) reconcileMigration(ctx context.Context, s *scope) (result, 
 		msg += fmt.Sprintf("; %d refused, the last: %s", m.Failed, m.LastFailure)
 	}
 	s.set(cond, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress, msg)
-	s.requeue(100 * time.Millisecond)
 	return proceed, nil
 }
 
@@ -144,10 +147,10 @@ type pageResult struct {
 // writes every object back unchanged. Objects changed or deleted meanwhile
 // need no rewrite: whoever changed them wrote them with the current key.
 // An object the API server refuses to write is counted and skipped.
-func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont string) (pageResult, error) {
+func rewritePage(ctx context.Context, fed client.Client, resource, cont string) (pageResult, error) {
 	var res pageResult
 	name, group, _ := strings.Cut(resource, ".")
-	gvk, err := s.fed.RESTMapper().KindFor(schema.GroupVersionResource{Group: group, Resource: name})
+	gvk, err := fed.RESTMapper().KindFor(schema.GroupVersionResource{Group: group, Resource: name})
 	if meta.IsNoMatchError(err) {
 		// Not served (yet): nothing of it is stored.
 		return res, nil
@@ -157,7 +160,7 @@ func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont s
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	err = s.fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
+	err = fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
 	if apierrors.IsResourceExpired(err) {
 		// The list's snapshot was compacted away. The API server offers a
 		// token that goes on from the same place without the snapshot:
@@ -165,7 +168,7 @@ func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont s
 		var status apierrors.APIStatus
 		if errors.As(err, &status) && status.Status().ListMeta.Continue != "" {
 			cont = status.Status().ListMeta.Continue
-			err = s.fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
+			err = fed.List(ctx, list, &client.ListOptions{Limit: migrationPage, Continue: cont})
 		}
 	}
 	if err != nil {
@@ -173,7 +176,7 @@ func (r *Reconciler) rewritePage(ctx context.Context, s *scope, resource, cont s
 	}
 	for i := range list.Items {
 		obj := &list.Items[i]
-		err := s.fed.Update(ctx, obj)
+		err := fed.Update(ctx, obj)
 		switch {
 		case err == nil:
 			res.rewritten++
@@ -214,4 +217,108 @@ func reportsKey(metrics []byte, keyID string) bool {
 		}
 	}
 	return false
+}
+
+// migrations are the storage migrations running, one per control plane at
+// most.
+type migrations struct {
+	mu   sync.Mutex
+	runs map[types.UID]*migrationRun
+}
+
+// migrationRun rewrites one control plane's encrypted resources, page
+// after page, on its own goroutine.
+type migrationRun struct {
+	keyID     string
+	resources []string
+	cancel    context.CancelFunc
+
+	mu       sync.Mutex
+	progress marinav1alpha1.StorageMigration
+	done     bool
+	err      error
+}
+
+// start returns the control plane's run for m's key and resources,
+// starting it from m's place when none runs (or one for another key or
+// other resources, which it stops).
+func (ms *migrations) start(cp *marinav1alpha1.ControlPlane, m *marinav1alpha1.StorageMigration, fed client.Client, wake func(types.NamespacedName)) *migrationRun {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.runs == nil {
+		ms.runs = map[types.UID]*migrationRun{}
+	}
+	if run, ok := ms.runs[cp.UID]; ok {
+		if run.keyID == m.KeyID && slices.Equal(run.resources, m.Resources) {
+			return run
+		}
+		run.cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &migrationRun{keyID: m.KeyID, resources: slices.Clone(m.Resources), cancel: cancel, progress: *m.DeepCopy()}
+	ms.runs[cp.UID] = run
+	go run.rewrite(ctx, fed, func() { wake(client.ObjectKeyFromObject(cp)) })
+	return run
+}
+
+// stop ends a control plane's run, if any.
+func (ms *migrations) stop(uid types.UID) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if run, ok := ms.runs[uid]; ok {
+		run.cancel()
+		delete(ms.runs, uid)
+	}
+}
+
+// rewrite goes through every page of every resource from the run's place,
+// waking the control plane every migrationReport and when it ends.
+func (run *migrationRun) rewrite(ctx context.Context, fed client.Client, wake func()) {
+	defer wake()
+	last := time.Now()
+	for {
+		run.mu.Lock()
+		resource, cont := run.progress.Resource, run.progress.Continue
+		run.mu.Unlock()
+		page, err := rewritePage(ctx, fed, resource, cont)
+		if ctx.Err() != nil {
+			return
+		}
+		run.mu.Lock()
+		p := &run.progress
+		p.Rewritten += page.rewritten
+		p.Failed += page.failed
+		if page.lastFailure != "" {
+			p.LastFailure = page.lastFailure
+		}
+		if err != nil {
+			run.err = err
+			run.mu.Unlock()
+			return
+		}
+		p.Continue = page.next
+		if p.Continue == "" {
+			i := slices.Index(p.Resources, p.Resource)
+			if i+1 >= len(p.Resources) {
+				run.done = true
+				run.mu.Unlock()
+				return
+			}
+			p.Resource = p.Resources[i+1]
+		}
+		run.mu.Unlock()
+		if time.Since(last) >= migrationReport {
+			wake()
+			last = time.Now()
+		}
+	}
+}
+
+// copyTo writes the run's progress into m and says whether it is done.
+func (run *migrationRun) copyTo(m *marinav1alpha1.StorageMigration) (done bool, err error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	p := run.progress
+	m.Resource, m.Continue, m.Rewritten, m.Failed, m.LastFailure = p.Resource, p.Continue, p.Rewritten, p.Failed, p.LastFailure
+	return run.done, run.err
 }
