@@ -308,8 +308,10 @@ func TestExternalEtcdSurvivesOneMemberStopped(t *testing.T) {
 // then work again. It only runs on an environment the tests own.
 func TestDownThenUp(t *testing.T) {
 	if !owned {
-		t.Log("the environment was already up; not taking it down")
-		return
+		// Taking down an environment someone else started (`make up;
+		// make test`) would be rude; on a fresh machine, as in CI, the
+		// suite owns it and this runs.
+		t.Skip("SKIP: the environment was already up before the suite started, so down and up again are not checked here; run `make down` first to check them")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -34,6 +34,10 @@ const (
 	ReasonSucceeded = "Succeeded"
 	// ReasonProgressing: the stage is under way and will be checked again.
 	ReasonProgressing = "Progressing"
+	// ReasonStageFailed: a stage failed on an error the operator retries
+	// with backoff (an API request refused, a timeout); the message says
+	// which stage and what failed.
+	ReasonStageFailed = "StageFailed"
 	// ReasonSuspended: spec.suspend is true; nothing is reconciled.
 	ReasonSuspended = "Suspended"
 	// ReasonDeleting: the object is being deleted.

@@ -414,44 +414,53 @@ type VaultKubernetesAuth struct {
 type ComponentsSpec struct {
 	// APIServer is the federation API server (kube-apiserver).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['advertise-address','bind-address','secure-port','tls-cert-file','tls-private-key-file','client-ca-file','authorization-mode','service-account-issuer','service-account-key-file','service-account-signing-key-file','proxy-client-cert-file','proxy-client-key-file','requestheader-client-ca-file','requestheader-allowed-names','requestheader-username-headers','requestheader-group-headers','requestheader-extra-headers-prefix','etcd-servers','etcd-prefix','etcd-cafile','etcd-certfile','etcd-keyfile','encryption-provider-config','encryption-provider-config-automatic-reload']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): advertise-address, bind-address, secure-port, tls-cert-file, tls-private-key-file, client-ca-file, authorization-mode, service-account-issuer, service-account-key-file, service-account-signing-key-file, proxy-client-cert-file, proxy-client-key-file, requestheader-client-ca-file, requestheader-allowed-names, requestheader-username-headers, requestheader-group-headers, requestheader-extra-headers-prefix, etcd-servers, etcd-prefix, etcd-cafile, etcd-certfile, etcd-keyfile, encryption-provider-config, encryption-provider-config-automatic-reload",fieldPath=".extraArgs",reason=FieldValueForbidden
 	APIServer APIServerComponent `json:"apiServer,omitempty"`
 
 	// KubeControllerManager runs the garbage collector and namespace
 	// controllers of the federation API server.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','authentication-kubeconfig','authorization-kubeconfig','bind-address','secure-port','cert-dir','service-account-private-key-file','root-ca-file','cluster-signing-cert-file','cluster-signing-key-file','use-service-account-credentials']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, authentication-kubeconfig, authorization-kubeconfig, bind-address, secure-port, cert-dir, service-account-private-key-file, root-ca-file, cluster-signing-cert-file, cluster-signing-key-file, use-service-account-credentials",fieldPath=".extraArgs",reason=FieldValueForbidden
 	KubeControllerManager ComponentSpec `json:"kubeControllerManager,omitempty"`
 
 	// AggregatedAPIServer serves the engine's cluster API (on by default).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','authentication-kubeconfig','authorization-kubeconfig','bind-address','secure-port','tls-cert-file','tls-private-key-file','etcd-servers','etcd-prefix','etcd-cafile','etcd-certfile','etcd-keyfile']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, authentication-kubeconfig, authorization-kubeconfig, bind-address, secure-port, tls-cert-file, tls-private-key-file, etcd-servers, etcd-prefix, etcd-cafile, etcd-certfile, etcd-keyfile",fieldPath=".extraArgs",reason=FieldValueForbidden
 	AggregatedAPIServer OptionalComponentSpec `json:"aggregatedAPIServer,omitempty"`
 
 	// ControllerManager is the engine's controller manager (on by default).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','leader-elect-resource-namespace','metrics-bind-address','health-probe-bind-address']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, leader-elect-resource-namespace, metrics-bind-address, health-probe-bind-address",fieldPath=".extraArgs",reason=FieldValueForbidden
 	ControllerManager OptionalComponentSpec `json:"controllerManager,omitempty"`
 
 	// Scheduler is the engine's scheduler (on by default).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','leader-elect-resource-namespace','metrics-bind-address','health-probe-bind-address','enable-scheduler-estimator','scheduler-estimator-service-prefix','scheduler-estimator-service-namespace','scheduler-estimator-port','scheduler-estimator-timeout','scheduler-estimator-ca-file','scheduler-estimator-cert-file','scheduler-estimator-key-file']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, leader-elect-resource-namespace, metrics-bind-address, health-probe-bind-address, enable-scheduler-estimator, scheduler-estimator-service-prefix, scheduler-estimator-service-namespace, scheduler-estimator-port, scheduler-estimator-timeout, scheduler-estimator-ca-file, scheduler-estimator-cert-file, scheduler-estimator-key-file",fieldPath=".extraArgs",reason=FieldValueForbidden
 	Scheduler SchedulerComponent `json:"scheduler,omitempty"`
 
 	// Webhook is the engine's admission webhook (on by default).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','bind-address','secure-port','cert-dir','metrics-bind-address','health-probe-bind-address']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, bind-address, secure-port, cert-dir, metrics-bind-address, health-probe-bind-address",fieldPath=".extraArgs",reason=FieldValueForbidden
 	Webhook OptionalComponentSpec `json:"webhook,omitempty"`
 
 	// Descheduler is the engine's descheduler (off unless enabled). It
 	// asks the scheduler estimators, as scheduler.estimator sets them.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','leader-elect-resource-namespace','metrics-bind-address','health-probe-bind-address','scheduler-estimator-service-prefix','scheduler-estimator-service-namespace','scheduler-estimator-port','scheduler-estimator-timeout','scheduler-estimator-ca-file','scheduler-estimator-cert-file','scheduler-estimator-key-file']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, leader-elect-resource-namespace, metrics-bind-address, health-probe-bind-address, scheduler-estimator-service-prefix, scheduler-estimator-service-namespace, scheduler-estimator-port, scheduler-estimator-timeout, scheduler-estimator-ca-file, scheduler-estimator-cert-file, scheduler-estimator-key-file",fieldPath=".extraArgs",reason=FieldValueForbidden
 	Descheduler OptionalComponentSpec `json:"descheduler,omitempty"`
 
 	// MetricsAdapter is karmada-metrics-adapter (on by default): it serves
 	// metrics.k8s.io and custom.metrics.k8s.io in the federation API server
 	// from the member clusters' metrics, which FederatedHPA scales by.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','authentication-kubeconfig','authorization-kubeconfig','bind-address','secure-port','tls-cert-file','tls-private-key-file']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, authentication-kubeconfig, authorization-kubeconfig, bind-address, secure-port, tls-cert-file, tls-private-key-file",fieldPath=".extraArgs",reason=FieldValueForbidden
 	MetricsAdapter OptionalComponentSpec `json:"metricsAdapter,omitempty"`
 
 	// Search is karmada-search (on by default): it serves search.karmada.io
 	// in the federation API server, a cache of the member clusters'
 	// resources selected by ResourceRegistry objects, and a proxy to them.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.extraArgs) || self.extraArgs.all(k, !(k in ['kubeconfig','authentication-kubeconfig','authorization-kubeconfig','bind-address','secure-port','tls-cert-file','tls-private-key-file','etcd-servers','etcd-prefix','etcd-cafile','etcd-certfile','etcd-keyfile']))",message="extraArgs may not set a flag Marina owns (certificates, etcd, encryption, ports, identities, or set by an API field): kubeconfig, authentication-kubeconfig, authorization-kubeconfig, bind-address, secure-port, tls-cert-file, tls-private-key-file, etcd-servers, etcd-prefix, etcd-cafile, etcd-certfile, etcd-keyfile",fieldPath=".extraArgs",reason=FieldValueForbidden
 	Search OptionalComponentSpec `json:"search,omitempty"`
 }
 
@@ -551,7 +560,9 @@ type ComponentSpec struct {
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// ExtraArgs are command-line flags added to the component, without the
-	// leading dashes, such as {"v": "4"}. They win over Marina's own flags.
+	// leading dashes, such as {"v": "4"}. They replace a tunable flag Marina
+	// sets too (such as enable-admission-plugins); the flags Marina owns
+	// (certificates, etcd, encryption, ports, identities) are refused.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9][-a-z0-9.]*$') && size(k) <= 128)",message="extraArgs keys must be flag names without leading dashes, such as v or feature-gates"

@@ -526,3 +526,57 @@ func TestImmutableFieldsRejectUpdates(t *testing.T) {
 		}
 	})
 }
+
+// TestOwnedFlagsAreRefused: extraArgs naming a flag Marina owns is refused
+// on every component, with a message naming the field and the flag; a
+// tunable flag Marina also sets is accepted.
+func TestOwnedFlagsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	extraArgs := func(c *v1.ComponentsSpec, key string) *map[string]string {
+		switch key {
+		case "apiServer":
+			return &c.APIServer.ExtraArgs
+		case "kubeControllerManager":
+			return &c.KubeControllerManager.ExtraArgs
+		case "aggregatedAPIServer":
+			return &c.AggregatedAPIServer.ExtraArgs
+		case "controllerManager":
+			return &c.ControllerManager.ExtraArgs
+		case "scheduler":
+			return &c.Scheduler.ExtraArgs
+		case "webhook":
+			return &c.Webhook.ExtraArgs
+		case "descheduler":
+			return &c.Descheduler.ExtraArgs
+		case "metricsAdapter":
+			return &c.MetricsAdapter.ExtraArgs
+		case "search":
+			return &c.Search.ExtraArgs
+		}
+		t.Fatalf("no extraArgs for spec.components.%s", key)
+		return nil
+	}
+	for key, flags := range v1.OwnedFlags {
+		for _, flag := range flags {
+			t.Run(key+"/"+flag, func(t *testing.T) {
+				cp := fullControlPlane(name(t))
+				*extraArgs(&cp.Spec.Components, key) = map[string]string{flag: "x", "v": "4"}
+				err := k8s.Create(ctx, cp)
+				if err == nil {
+					_ = k8s.Delete(ctx, cp)
+					t.Fatalf("created with extraArgs %s; want it refused", flag)
+				}
+				assertInvalid(t, err, "spec.components."+key+".extraArgs", "extraArgs may not set a flag Marina owns")
+				if !strings.Contains(err.Error(), " "+flag+",") && !strings.HasSuffix(strings.TrimRight(err.Error(), `"]`), " "+flag) {
+					t.Errorf("the message does not name %s: %v", flag, err)
+				}
+			})
+		}
+	}
+	cp := fullControlPlane(name(t))
+	cp.Spec.Components.APIServer.ExtraArgs = map[string]string{"enable-admission-plugins": "NamespaceLifecycle", "v": "4"}
+	if err := k8s.Create(ctx, cp); err != nil {
+		t.Errorf("a tunable flag Marina sets too was refused: %v", err)
+	}
+	_ = k8s.Delete(ctx, cp)
+}

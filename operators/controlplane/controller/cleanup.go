@@ -61,7 +61,8 @@ func (r *Reconciler) owned(ctx context.Context, cp *marinav1alpha1.ControlPlane,
 	if err != nil {
 		return nil, err
 	}
-	userSecrets := userSecretNames(cp)
+	// Every Secret the spec names, found by walking the API's types.
+	userSecrets := cp.Spec.SecretNames()
 	var out []client.Object
 	for _, item := range items {
 		o, ok := item.(client.Object)
@@ -79,22 +80,6 @@ func (r *Reconciler) owned(ctx context.Context, cp *marinav1alpha1.ControlPlane,
 		out = append(out, o)
 	}
 	return out, nil
-}
-
-// userSecretNames are the Secrets a ControlPlane names: the user's, never
-// Marina's to delete.
-func userSecretNames(cp *marinav1alpha1.ControlPlane) []string {
-	var names []string
-	if ref := cp.Spec.Certificates.CASecretRef; ref != nil {
-		names = append(names, ref.Name)
-	}
-	if ext := cp.Spec.Etcd.External; ext != nil {
-		names = append(names, ext.TLSSecretRef.Name)
-	}
-	for _, s := range cp.Spec.ImagePullSecrets {
-		names = append(names, s.Name)
-	}
-	return names
 }
 
 // prune deletes what an earlier spec made and this one does not: a
@@ -208,7 +193,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	forget(cp)
 	before := cp.DeepCopy()
 	controllerutil.RemoveFinalizer(cp, Finalizer)
-	if err := r.Client.Patch(ctx, cp, client.MergeFrom(before)); err != nil {
+	if err := r.Client.Patch(ctx, cp, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	log.FromContext(ctx).Info("Control plane deleted")

@@ -212,6 +212,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	s := newScope(cp)
 	defer func() {
+		// Every pass publishes the conditions, so that the metrics are
+		// there after an operator restart too.
+		if s.foreign || !cp.DeletionTimestamp.IsZero() {
+			forget(cp)
+		} else {
+			observe(s.before, cp)
+		}
 		perr := r.patchStatus(ctx, s)
 		switch {
 		case perr == nil || err != nil:
@@ -255,7 +262,6 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 		}
 		r.Recorder.Eventf(cp, nil, eventType, c.Reason, c.Type, "%s", c.Message)
 	}
-	observe(s.before, cp)
 	patch := client.MergeFrom(s.before)
 	if s.optimisticStatus {
 		patch = client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{})
@@ -273,7 +279,10 @@ func (r *Reconciler) addFinalizer(ctx context.Context, cp *marinav1alpha1.Contro
 	}
 	before := cp.DeepCopy()
 	controllerutil.AddFinalizer(cp, Finalizer)
-	return r.Client.Patch(ctx, cp, client.MergeFrom(before))
+	// With the resourceVersion read: a merge patch of the finalizer list
+	// replaces the whole list, so one written meanwhile by someone else
+	// would be lost.
+	return r.Client.Patch(ctx, cp, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 func newUnstructured(gvk schema.GroupVersionKind) *unstructured.Unstructured {

@@ -403,6 +403,21 @@ func TestBadInputIsReportedAndRecovers(t *testing.T) {
 		cp := create(t, externalEtcdControlPlane(ns, "leaf"))
 		got := waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionFalse, marinav1alpha1.ReasonInvalidSecret)
 		assertMessage(t, got, marinav1alpha1.ConditionCertificatesReady, "is not a CA certificate")
+		waitEvent(t, cp, corev1.EventTypeWarning, marinav1alpha1.ReasonInvalidSecret)
+		// The user puts a CA into the Secret: the next try (RetryAfter) takes it.
+		kp, err := ca.KeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "leaf-ca"}, sec); err != nil {
+			t.Fatal(err)
+		}
+		sec.Data = map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM}
+		if err := k8s.Update(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+		waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
 	})
 
 	t.Run("missing ClusterIssuer", func(t *testing.T) {
@@ -411,6 +426,11 @@ func TestBadInputIsReportedAndRecovers(t *testing.T) {
 		create(t, cp)
 		got := waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionFalse, marinav1alpha1.ReasonIssuerNotReady)
 		assertMessage(t, got, marinav1alpha1.ConditionCertificatesReady, "ClusterIssuer corp-pki-"+ns+" named in spec.certificates.issuerRef does not exist")
+		waitEvent(t, cp, corev1.EventTypeWarning, marinav1alpha1.ReasonIssuerNotReady)
+		// The platform team creates it: a CA ClusterIssuer, whose CA
+		// Secret lives in cert-manager's cluster resource namespace.
+		createClusterIssuer(t, "corp-pki-"+ns)
+		waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
 	})
 
 	t.Run("unknown priority class", func(t *testing.T) {
@@ -528,6 +548,7 @@ func appliesOf(t *testing.T, cp *marinav1alpha1.ControlPlane, result string) flo
 // TestOtherDataCenterAndSuspend: a ControlPlane of another data center and
 // a suspended one get a condition saying so and nothing else.
 func TestOtherDataCenterAndSuspend(t *testing.T) {
+	ctx := context.Background()
 	ns := namespace(t)
 	createCA(t, ns, "elsewhere-ca")
 	createCA(t, ns, "paused-ca")
@@ -543,12 +564,37 @@ func TestOtherDataCenterAndSuspend(t *testing.T) {
 	paused := externalEtcdControlPlane(ns, "paused")
 	paused.Spec.Suspend = true
 	create(t, paused)
-	waitCondition(t, paused, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonSuspended)
+	got = waitCondition(t, paused, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonSuspended)
+	if got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("a suspended ControlPlane's status.observedGeneration = %d, want %d: it was observed", got.Status.ObservedGeneration, got.Generation)
+	}
 
-	// Give the reconciler time to do what it should not.
-	time.Sleep(2 * time.Second)
+	// The status is written at the end of the pass that found them so,
+	// after anything that pass could have made: nothing was.
 	if certs := list(t, ns, "cert-manager.io/v1", "CertificateList"); len(certs) > 0 {
 		t.Errorf("%d Certificates made for ControlPlanes that must be left alone", len(certs))
+	}
+	for _, l := range []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}} {
+		if err := k8s.List(ctx, l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		if n := meta.LenList(l); n > 0 {
+			t.Errorf("%d %T made for ControlPlanes that must be left alone", n, l)
+		}
+	}
+	// Nor does another data center's ControlPlane get metrics here.
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "name" && l.GetValue() == elsewhere.Name && strings.HasPrefix(f.GetName(), "marina_") {
+					t.Errorf("metric %s for another data center's ControlPlane", f.GetName())
+				}
+			}
+		}
 	}
 }
 
@@ -865,4 +911,25 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	if err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
+}
+
+// createClusterIssuer makes a CA ClusterIssuer as a platform team would,
+// its CA Secret in cert-manager's cluster resource namespace.
+func createClusterIssuer(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	crn := certmanager.DefaultClusterResourceNamespace
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: crn}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	createCA(t, crn, name)
+	issuer := &unstructured.Unstructured{}
+	issuer.SetAPIVersion("cert-manager.io/v1")
+	issuer.SetKind("ClusterIssuer")
+	issuer.SetName(name)
+	if err := unstructured.SetNestedField(issuer.Object, name, "spec", "ca", "secretName"); err != nil {
+		t.Fatal(err)
+	}
+	create(t, issuer)
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), issuer) })
 }

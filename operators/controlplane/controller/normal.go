@@ -28,8 +28,13 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		s.notReady(marinav1alpha1.ReasonDataCenterMismatch, fmt.Sprintf(
 			"spec.dataCenter is %q but this management cluster's operator serves %q; create the ControlPlane in %s's management cluster",
 			cp.Spec.DataCenter, r.DataCenter, cp.Spec.DataCenter))
+		s.foreign = true
 		return ctrl.Result{}, nil
 	}
+	// Every pass over this spec says so, Ready or not, so that tools
+	// reading kstatus (Argo CD, Flux) see a blocked ControlPlane as
+	// observed and read its conditions, instead of waiting forever.
+	cp.Status.ObservedGeneration = cp.Generation
 	if err := r.addFinalizer(ctx, cp); err != nil {
 		return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 	}
@@ -52,7 +57,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 	} {
 		res, err := st.run(ctx, s)
 		if err != nil {
-			s.notReady(marinav1alpha1.ReasonProgressing, fmt.Sprintf("%s: %v", st.name, err))
+			s.notReady(marinav1alpha1.ReasonStageFailed, fmt.Sprintf("%s: %v (retried with backoff)", st.name, err))
 			return ctrl.Result{}, fmt.Errorf("%s: %w", st.name, err)
 		}
 		if res.stop {
@@ -73,7 +78,6 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		s.set(marinav1alpha1.ConditionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded, msg)
 	}
 	cp.Status.Version = cp.Spec.Version
-	cp.Status.ObservedGeneration = cp.Generation
 	log.FromContext(ctx).V(1).Info("Control plane is ready", "endpoint", cp.Status.Endpoint)
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }

@@ -47,6 +47,9 @@ type scope struct {
 	// degraded: Vault is unreachable with settings that worked; the API
 	// servers keep running on cached data keys.
 	degraded bool
+	// foreign is set for a ControlPlane of another data center: it gets
+	// no metrics here.
+	foreign bool
 	// optimisticStatus makes the status patch fail on a newer status
 	// (migration progress must not be rewound by a stale cache).
 	optimisticStatus bool
