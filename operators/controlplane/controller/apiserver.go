@@ -42,6 +42,10 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 	if err := r.applyComponentKubeconfigs(ctx, s); err != nil {
 		return proceed, err
 	}
+	held, err := r.holdAPIServerRollout(ctx, s)
+	if err != nil {
+		return proceed, err
+	}
 	if err := r.applyParts(ctx, s, "apiserver"); err != nil {
 		return proceed, err
 	}
@@ -52,6 +56,9 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 			reason := marinav1alpha1.ReasonRolloutInProgress
 			if rolloutStuck(p) {
 				reason = marinav1alpha1.ReasonRolloutStuck
+			}
+			if held {
+				p += "; " + heldMessage
 			}
 			s.blocked(cond, reason, p)
 		}
@@ -71,6 +78,11 @@ func (r *Reconciler) reconcileAPIServer(ctx context.Context, s *scope) (result, 
 		return retryAfter(probeInterval), nil
 	}
 	s.fed, s.fedREST = fed, rc
+	if held {
+		// It serves, so it is Ready; the reason says what waits.
+		s.set(cond, metav1.ConditionTrue, marinav1alpha1.ReasonDegraded, "the API server answers at "+cp.Status.Endpoint+"; "+heldMessage)
+		return proceed, nil
+	}
 	s.done(cond, "the API server answers at "+cp.Status.Endpoint)
 	return proceed, nil
 }
@@ -217,4 +229,67 @@ func (r *Reconciler) reconcileAdminKubeconfig(ctx context.Context, s *scope) (re
 	}
 	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}
 	return proceed, nil
+}
+
+const heldMessage = "a change to its pods (a renewed certificate, new settings) is held while Vault does not answer, as new pods could not start their KMS plugin: it rolls once encryption is healthy again"
+
+// holdAPIServerRollout keeps the API server's running pods while
+// encryption is degraded: new pods would wait forever for a KMS plugin that
+// cannot reach Vault, and a rolling update would then leave fewer serving.
+// It marks the API server's Deployment as held for this pass (applyParts
+// skips it; prune keeps it) when the rendered one is not what the operator
+// last applied, and says whether it did.
+func (r *Reconciler) holdAPIServerRollout(ctx context.Context, s *scope) (bool, error) {
+	if !s.degraded {
+		return false, nil
+	}
+	name := s.cp.Name + "-apiserver"
+	live := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.cp.Namespace, Name: name}, live); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	for _, obj := range s.objects {
+		if obj.GetKind() != "Deployment" || obj.GetName() != name {
+			continue
+		}
+		if same, err := r.sameAsApplied(s.cp, obj, live); err != nil || same {
+			return false, err
+		}
+		s.held = map[string]bool{"Deployment/" + name: true}
+		return true, nil
+	}
+	return false, nil
+}
+
+// sameAsApplied says whether a rendered workload is what the operator last
+// applied. Without a record (the operator restarted) it compares what
+// rolls pods in practice: the pod template's annotations (the checksums of
+// certificates and configuration) and the image.
+func (r *Reconciler) sameAsApplied(cp *marinav1alpha1.ControlPlane, obj *unstructured.Unstructured, live *appsv1.Deployment) (bool, error) {
+	key, sum, err := r.intent(cp, obj.DeepCopy())
+	if err != nil {
+		return false, err
+	}
+	if v, ok := r.applied.Load(key); ok {
+		return v.(appliedObject).intent == sum, nil
+	}
+	want, _, err := unstructured.NestedStringMap(obj.Object, "spec", "template", "metadata", "annotations")
+	if err != nil {
+		return false, err
+	}
+	have := live.Spec.Template.Annotations
+	if len(want) != len(have) {
+		return false, nil
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false, nil
+		}
+	}
+	containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 || len(live.Spec.Template.Spec.Containers) == 0 {
+		return false, nil
+	}
+	c, _ := containers[0].(map[string]any)
+	return c["image"] == live.Spec.Template.Spec.Containers[0].Image, nil
 }

@@ -90,19 +90,10 @@ func (r *Reconciler) loadBalancerHost(ctx context.Context, cp *marinav1alpha1.Co
 // so that garbage collection follows the ControlPlane and changes by others
 // to the operator's fields are taken back.
 func (r *Reconciler) apply(ctx context.Context, cp *marinav1alpha1.ControlPlane, obj *unstructured.Unstructured) error {
-	if err := controllerutil.SetControllerReference(cp, obj, r.Client.Scheme()); err != nil {
-		return err
-	}
-	// Apply takes the whole intent; what a previous apply set and this one
-	// omits is removed.
-	obj.SetManagedFields(nil)
-	obj.SetResourceVersion("")
-	key := appliedKey{cp: cp.UID, gvk: obj.GroupVersionKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
-	intent, err := json.Marshal(obj.Object)
+	key, sum, err := r.intent(cp, obj)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(intent)
 	if live := r.appliedUnchanged(ctx, key, sum); live != nil {
 		// What this apply would return: the callers read the generation.
 		obj.Object = live.Object
@@ -116,6 +107,24 @@ func (r *Reconciler) apply(ctx context.Context, cp *marinav1alpha1.ControlPlane,
 	}
 	r.applied.Store(key, appliedObject{intent: sum, resourceVersion: obj.GetResourceVersion()})
 	return nil
+}
+
+// intent makes obj what apply sends (owned by the ControlPlane, no managed
+// fields or resourceVersion: apply takes the whole intent, and what a
+// previous apply set and this one omits is removed) and returns its key
+// and hash.
+func (r *Reconciler) intent(cp *marinav1alpha1.ControlPlane, obj *unstructured.Unstructured) (appliedKey, [32]byte, error) {
+	if err := controllerutil.SetControllerReference(cp, obj, r.Client.Scheme()); err != nil {
+		return appliedKey{}, [32]byte{}, err
+	}
+	obj.SetManagedFields(nil)
+	obj.SetResourceVersion("")
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		return appliedKey{}, [32]byte{}, err
+	}
+	key := appliedKey{cp: cp.UID, gvk: obj.GroupVersionKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
+	return key, sha256.Sum256(data), nil
 }
 
 // appliedKey names an object the operator applied for a control plane.
@@ -190,7 +199,8 @@ func (r *Reconciler) forgetApplied(uid types.UID) {
 // app.kubernetes.io/component), Certificates excepted.
 func (r *Reconciler) applyParts(ctx context.Context, s *scope, parts ...string) error {
 	for _, obj := range s.objects {
-		if obj.GroupVersionKind() == certificateGVK || !slices.Contains(parts, obj.GetLabels()[labelComponent]) {
+		if obj.GroupVersionKind() == certificateGVK || !slices.Contains(parts, obj.GetLabels()[labelComponent]) ||
+			s.held[obj.GetKind()+"/"+obj.GetName()] {
 			continue
 		}
 		if err := r.apply(ctx, s.cp, obj); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,11 +129,34 @@ func TestEncryptionSettingsAreCheckedAgainstVault(t *testing.T) {
 	if _, err := apiServerDeployment(t, ns, "enc"); err != nil {
 		t.Errorf("the API server's Deployment is gone while Vault is down: %v", err)
 	}
+	// A change to the API server's pods waits: new pods could not start
+	// their plugin. The condition says so; the pods run on unchanged.
+	patch(t, cp, func(cp *marinav1alpha1.ControlPlane) {
+		cp.Spec.Components.APIServer.ExtraArgs = map[string]string{"profiling": "true"}
+	})
+	waitFor(t, "APIServerReady to say the change is held", func() bool {
+		c := &marinav1alpha1.ControlPlane{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cp), c); err != nil {
+			return false
+		}
+		cond := meta.FindStatusCondition(c.Status.Conditions, marinav1alpha1.ConditionAPIServerReady)
+		return cond != nil && cond.ObservedGeneration == c.Generation && strings.Contains(cond.Message, "is held while Vault does not answer")
+	})
+	profiled := func() bool {
+		d, err := apiServerDeployment(t, ns, "enc")
+		return err == nil && slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--profiling=true")
+	}
+	if profiled() {
+		t.Error("the API server's pods were changed while Vault was down")
+	}
 	if err := vaultSrv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	vaultUp = true
 	waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress)
+	// Vault is back: the change rolls.
+	waitFor(t, "the held change to roll once Vault answers", profiled)
+	d = waitAPIServerDeployment(t, ns, "enc")
 
 	// Resources can be added, which rolls the API servers onto the new
 	// configuration, but never removed.

@@ -47,6 +47,9 @@ type scope struct {
 	// degraded: Vault is unreachable with settings that worked; the API
 	// servers keep running on cached data keys.
 	degraded bool
+	// held are the objects (Kind/name) this pass must not apply: a
+	// rollout waiting for encryption to be healthy (holdAPIServerRollout).
+	held map[string]bool
 	// foreign is set for a ControlPlane of another data center: it gets
 	// no metrics here.
 	foreign bool
