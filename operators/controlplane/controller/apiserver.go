@@ -3,8 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -264,7 +267,8 @@ func (r *Reconciler) holdAPIServerRollout(ctx context.Context, s *scope) (bool, 
 // sameAsApplied says whether a rendered workload is what the operator last
 // applied. Without a record (the operator restarted) it compares what
 // rolls pods in practice: the pod template's annotations (the checksums of
-// certificates and configuration) and the image.
+// certificates and configuration) and every container's and init
+// container's (the KMS plugin's) name, image and arguments.
 func (r *Reconciler) sameAsApplied(cp *marinav1alpha1.ControlPlane, obj *unstructured.Unstructured, live *appsv1.Deployment) (bool, error) {
 	key, sum, err := r.intent(cp, obj.DeepCopy())
 	if err != nil {
@@ -273,23 +277,23 @@ func (r *Reconciler) sameAsApplied(cp *marinav1alpha1.ControlPlane, obj *unstruc
 	if v, ok := r.applied.Load(key); ok {
 		return v.(appliedObject).intent == sum, nil
 	}
-	want, _, err := unstructured.NestedStringMap(obj.Object, "spec", "template", "metadata", "annotations")
-	if err != nil {
+	want := &appsv1.Deployment{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, want); err != nil {
 		return false, err
 	}
-	have := live.Spec.Template.Annotations
-	if len(want) != len(have) {
+	if !maps.Equal(want.Spec.Template.Annotations, live.Spec.Template.Annotations) {
 		return false, nil
 	}
-	for k, v := range want {
-		if have[k] != v {
-			return false, nil
+	type container struct {
+		name, image string
+		args        string
+	}
+	of := func(pod corev1.PodSpec) []container {
+		var out []container
+		for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+			out = append(out, container{c.Name, c.Image, strings.Join(c.Args, "\x00")})
 		}
+		return out
 	}
-	containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
-	if len(containers) == 0 || len(live.Spec.Template.Spec.Containers) == 0 {
-		return false, nil
-	}
-	c, _ := containers[0].(map[string]any)
-	return c["image"] == live.Spec.Template.Spec.Containers[0].Image, nil
+	return slices.Equal(of(want.Spec.Template.Spec), of(live.Spec.Template.Spec)), nil
 }

@@ -43,6 +43,7 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 		KMSPluginImage:         r.KMSPluginImage,
 		EncryptionConfigSecret: EncryptionConfigSecretName(cp),
 		ClusterDomain:          r.ClusterDomain,
+		EtcdIssuerLegacy:       r.etcdIssuerLegacy(ctx, cp),
 	}
 	if enc := cp.Spec.Encryption; enc != nil {
 		// New API server pods load a changed list of encrypted resources at
@@ -63,6 +64,22 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 	}
 	s.objects = objs
 	return nil
+}
+
+// etcdIssuerLegacy says whether local etcd's server certificate exists and
+// is signed by another issuer than the control plane's own etcd CA: its
+// members run trusting that issuer's CA, so the certificates stay with it
+// (see certificates.etcdOwnCA in the chart).
+func (r *Reconciler) etcdIssuerLegacy(ctx context.Context, cp *marinav1alpha1.ControlPlane) bool {
+	if cp.Spec.Etcd.Local == nil {
+		return false
+	}
+	cert := newUnstructured(certificateGVK)
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: cp.Name + "-etcd-server"}, cert); err != nil {
+		return false
+	}
+	issuer, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "name")
+	return issuer != cp.Name+"-etcd-ca"
 }
 
 // loadBalancerHost is the address a LoadBalancer gave the API server's
@@ -239,11 +256,11 @@ func rolloutStuck(problem string) bool {
 }
 
 // stuckWaiting are the reasons a container waits with that only a change
-// (of the image, the configuration, the program) ends.
-var stuckWaiting = []string{
-	"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
-	"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-}
+// (of the image, the configuration, the program) ends: the back-off states
+// kubelet enters after failing again, and the failures no retry mends.
+// A first ErrImagePull or a container that could not be created once may
+// be transient, so they are not among them.
+var stuckWaiting = []string{"ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CrashLoopBackOff"}
 
 // podsStuck returns, for a workload that is not rolled out, why its pods
 // cannot start (a container of one of them waiting for a reason in

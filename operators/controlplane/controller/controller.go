@@ -155,10 +155,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// What runs in the background (CRD downloads, storage migrations)
 	// wakes the control planes it works for.
-	wakeups := make(chan event.TypedGenericEvent[*marinav1alpha1.ControlPlane], 64)
+	// A wake never blocks: with the buffer full, enough wakes are queued
+	// already (and a stopped manager reads none), so it is dropped.
+	wakeups := make(chan event.TypedGenericEvent[*marinav1alpha1.ControlPlane], 1024)
 	r.wake = func(key types.NamespacedName) {
-		wakeups <- event.TypedGenericEvent[*marinav1alpha1.ControlPlane]{
+		select {
+		case wakeups <- event.TypedGenericEvent[*marinav1alpha1.ControlPlane]{
 			Object: &marinav1alpha1.ControlPlane{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
+		}:
+		default:
 		}
 	}
 	r.CRDs.OnChange = func(waiter string) {

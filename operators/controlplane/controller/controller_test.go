@@ -485,20 +485,33 @@ func TestUnchangedPassWritesNothing(t *testing.T) {
 	waitCondition(t, cp, marinav1alpha1.ConditionAPIServerReady, metav1.ConditionFalse, marinav1alpha1.ReasonRolloutInProgress)
 
 	// A new pass (an annotation does not change the generation): every
-	// object is found unchanged.
-	settle := func() {
+	// object is found unchanged. pass waits until the pass is over (its
+	// count of unchanged objects stops rising) and returns that count.
+	pass := func() float64 {
 		t.Helper()
 		before := appliesOf(t, cp, "unchanged")
 		patch(t, cp, func(cp *marinav1alpha1.ControlPlane) {
 			metav1.SetMetaDataAnnotation(&cp.ObjectMeta, "test.marina.dev/poke", time.Now().Format(time.RFC3339Nano))
 		})
-		eventually(t, "a pass finding objects unchanged", func() bool { return appliesOf(t, cp, "unchanged") > before })
+		last, since := before, time.Now()
+		eventually(t, "a pass finding objects unchanged, to its end", func() bool {
+			if v := appliesOf(t, cp, "unchanged"); v != last {
+				last, since = v, time.Now()
+			}
+			return last > before && time.Since(since) > time.Second
+		})
+		return last - before
 	}
-	settle()
+	first := pass()
 	applied := appliesOf(t, cp, "applied")
-	settle()
+	if second := pass(); second < first {
+		t.Errorf("the second pass found %v objects unchanged, the first %v: it did not go through every object", second, first)
+	}
 	if got := appliesOf(t, cp, "applied"); got != applied {
 		t.Errorf("a pass with nothing changed applied %v objects", got-applied)
+	}
+	if first < 10 {
+		t.Errorf("a pass found only %v objects unchanged; the Issuers, Certificates, Secrets and API server objects are more", first)
 	}
 
 	// A hand edit is a write the operator did not make: the next pass

@@ -257,7 +257,8 @@ func (ms *migrations) start(cp *marinav1alpha1.ControlPlane, m *marinav1alpha1.S
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &migrationRun{keyID: m.KeyID, resources: slices.Clone(m.Resources), cancel: cancel, progress: *m.DeepCopy()}
 	ms.runs[cp.UID] = run
-	go run.rewrite(ctx, fed, func() { wake(client.ObjectKeyFromObject(cp)) })
+	key := client.ObjectKeyFromObject(cp) // not cp itself: the pass goes on writing it
+	go run.rewrite(ctx, fed, func() { wake(key) })
 	return run
 }
 

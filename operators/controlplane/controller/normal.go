@@ -29,16 +29,19 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 			"spec.dataCenter is %q but this management cluster's operator serves %q; create the ControlPlane in %s's management cluster",
 			cp.Spec.DataCenter, r.DataCenter, cp.Spec.DataCenter))
 		s.foreign = true
+		r.migrations.stop(cp.UID)
 		return ctrl.Result{}, nil
 	}
-	// Every pass over this spec says so, Ready or not, so that tools
-	// reading kstatus (Argo CD, Flux) see a blocked ControlPlane as
-	// observed and read its conditions, instead of waiting forever.
-	cp.Status.ObservedGeneration = cp.Generation
 	if err := r.addFinalizer(ctx, cp); err != nil {
 		return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 	}
+	// Every pass over this spec says so, Ready or not, so that tools
+	// reading kstatus (Argo CD, Flux) see a blocked ControlPlane as
+	// observed and read its conditions, instead of waiting forever. (After
+	// the finalizer's patch, which reads the object back, status included.)
+	cp.Status.ObservedGeneration = cp.Generation
 	if cp.Spec.Suspend {
+		r.migrations.stop(cp.UID)
 		s.notReady(marinav1alpha1.ReasonSuspended, "spec.suspend is true: nothing is created, changed or deleted; running components keep running")
 		return ctrl.Result{}, nil
 	}

@@ -185,3 +185,42 @@ func firstDifference(want, got string) string {
 	}
 	return ""
 }
+
+// TestEtcdIssuerLegacy: a control plane whose local etcd runs with
+// certificates of the user's issuer keeps them (and gets no etcd CA), so
+// that running members are never split between two CAs; any other gets
+// etcd's own CA.
+func TestEtcdIssuerLegacy(t *testing.T) {
+	c := load(t)
+	cp := readControlPlane(t, filepath.Join("testdata", "production.controlplane.yaml"))
+	if cp.Spec.Etcd.Local == nil {
+		t.Fatal("the production fixture has no local etcd")
+	}
+	for _, legacy := range []bool{false, true} {
+		opts := testOptions(cp)
+		opts.EtcdIssuerLegacy = legacy
+		objs, err := c.Render(cp.Namespace, ValuesFor(cp, opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cp.Name + "-etcd-ca"
+		if legacy {
+			want = opts.IssuerRef.Name
+		}
+		hasCA := false
+		for _, o := range objs {
+			if o.GetKind() == "Certificate" && o.GetName() == cp.Name+"-etcd-ca" {
+				hasCA = true
+			}
+			if o.GetKind() != "Certificate" || !strings.HasPrefix(o.GetName(), cp.Name+"-etcd-") || o.GetName() == cp.Name+"-etcd-ca" {
+				continue
+			}
+			if got, _, _ := unstructured.NestedString(o.Object, "spec", "issuerRef", "name"); got != want {
+				t.Errorf("legacy=%t: %s is signed by %s, want %s", legacy, o.GetName(), got, want)
+			}
+		}
+		if hasCA == legacy {
+			t.Errorf("legacy=%t: etcd CA rendered = %t", legacy, hasCA)
+		}
+	}
+}

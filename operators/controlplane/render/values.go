@@ -91,6 +91,7 @@ type CertificateValues struct {
 	Duration    string       `json:"duration,omitempty"`
 	RenewBefore string       `json:"renewBefore,omitempty"`
 	ExtraSANs   []string     `json:"extraSANs,omitempty"`
+	EtcdOwnCA   bool         `json:"etcdOwnCA"`
 }
 
 // IssuerValues is a cert-manager issuer reference.
@@ -204,6 +205,9 @@ type Options struct {
 	// the operator made from spec.certificates.caSecretRef, or the spec's
 	// issuerRef.
 	IssuerRef IssuerValues
+	// EtcdIssuerLegacy keeps local etcd's certificates with IssuerRef for a
+	// control plane whose etcd runs with them (certificates.etcdOwnCA).
+	EtcdIssuerLegacy bool
 	// Images are the default Kubernetes and etcd tags for spec.version.
 	Images ImageVersions
 	// Checksums roll every pod when they change; ComponentChecksums roll
@@ -243,6 +247,7 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 		Checksums:         opts.Checksums,
 		Certificates: CertificateValues{
 			IssuerRef: opts.IssuerRef,
+			EtcdOwnCA: !opts.EtcdIssuerLegacy,
 			ExtraSANs: spec.Certificates.ExtraSANs,
 		},
 	}
