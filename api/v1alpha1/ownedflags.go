@@ -17,3 +17,19 @@ var OwnedFlags = map[string][]string{
 	"metricsAdapter":        {"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "secure-port", "tls-cert-file", "tls-private-key-file"},
 	"search":                {"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "secure-port", "tls-cert-file", "tls-private-key-file", "etcd-servers", "etcd-prefix", "etcd-cafile", "etcd-certfile", "etcd-keyfile"},
 }
+
+// ByKey returns each component's ComponentSpec by its key in
+// spec.components, the keys of OwnedFlags.
+func (c *ComponentsSpec) ByKey() map[string]*ComponentSpec {
+	return map[string]*ComponentSpec{
+		"apiServer":             &c.APIServer.ComponentSpec,
+		"kubeControllerManager": &c.KubeControllerManager,
+		"aggregatedAPIServer":   &c.AggregatedAPIServer.ComponentSpec,
+		"controllerManager":     &c.ControllerManager.ComponentSpec,
+		"scheduler":             &c.Scheduler.ComponentSpec,
+		"webhook":               &c.Webhook.ComponentSpec,
+		"descheduler":           &c.Descheduler.ComponentSpec,
+		"metricsAdapter":        &c.MetricsAdapter.ComponentSpec,
+		"search":                &c.Search.ComponentSpec,
+	}
+}

@@ -532,35 +532,15 @@ func TestImmutableFieldsRejectUpdates(t *testing.T) {
 // tunable flag Marina also sets is accepted.
 func TestOwnedFlagsAreRefused(t *testing.T) {
 	ctx := context.Background()
-	extraArgs := func(c *v1.ComponentsSpec, key string) *map[string]string {
-		switch key {
-		case "apiServer":
-			return &c.APIServer.ExtraArgs
-		case "kubeControllerManager":
-			return &c.KubeControllerManager.ExtraArgs
-		case "aggregatedAPIServer":
-			return &c.AggregatedAPIServer.ExtraArgs
-		case "controllerManager":
-			return &c.ControllerManager.ExtraArgs
-		case "scheduler":
-			return &c.Scheduler.ExtraArgs
-		case "webhook":
-			return &c.Webhook.ExtraArgs
-		case "descheduler":
-			return &c.Descheduler.ExtraArgs
-		case "metricsAdapter":
-			return &c.MetricsAdapter.ExtraArgs
-		case "search":
-			return &c.Search.ExtraArgs
-		}
-		t.Fatalf("no extraArgs for spec.components.%s", key)
-		return nil
-	}
 	for key, flags := range v1.OwnedFlags {
 		for _, flag := range flags {
 			t.Run(key+"/"+flag, func(t *testing.T) {
 				cp := fullControlPlane(name(t))
-				*extraArgs(&cp.Spec.Components, key) = map[string]string{flag: "x", "v": "4"}
+				spec, ok := cp.Spec.Components.ByKey()[key]
+				if !ok {
+					t.Fatalf("no spec.components.%s", key)
+				}
+				spec.ExtraArgs = map[string]string{flag: "x", "v": "4"}
 				err := k8s.Create(ctx, cp)
 				if err == nil {
 					_ = k8s.Delete(ctx, cp)

@@ -1,14 +1,12 @@
 package render
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
@@ -46,7 +44,7 @@ func TestOwnedFlagsMatchTheChart(t *testing.T) {
 	external := readControlPlane(t, filepath.Join("testdata", "production.controlplane.yaml"))
 	external.Spec.Etcd = local.Spec.Etcd
 	for _, cp := range []*marinav1alpha1.ControlPlane{readControlPlane(t, filepath.Join("testdata", "production.controlplane.yaml")), local, external} {
-		for _, spec := range componentSpecs(&cp.Spec.Components) {
+		for _, spec := range cp.Spec.Components.ByKey() {
 			spec.ExtraArgs = nil
 		}
 		o, err := c.Render(cp.Namespace, ValuesFor(cp, testOptions(cp)))
@@ -56,14 +54,7 @@ func TestOwnedFlagsMatchTheChart(t *testing.T) {
 		objs = append(objs, o...)
 	}
 	for _, name := range []string{"local-etcd-values", "external-etcd-values", "encryption-values"} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "..", "charts", "controlplane", "ci", name+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var vals map[string]any
-		if err := yaml.Unmarshal(data, &vals); err != nil {
-			t.Fatal(err)
-		}
+		vals := ciValues(t, name)
 		dropExtraArgs(vals)
 		o, err := c.RenderMap("fed-fra1", vals)
 		if err != nil {
@@ -128,14 +119,6 @@ func chartFlags(t *testing.T, obj *unstructured.Unstructured) []string {
 	}
 	t.Fatalf("%s has no container %s", obj.GetName(), obj.GetLabels()["app.kubernetes.io/name"])
 	return nil
-}
-
-// componentSpecs are the ComponentSpecs of every component.
-func componentSpecs(c *marinav1alpha1.ComponentsSpec) []*marinav1alpha1.ComponentSpec {
-	return []*marinav1alpha1.ComponentSpec{
-		&c.APIServer.ComponentSpec, &c.KubeControllerManager, &c.AggregatedAPIServer.ComponentSpec, &c.ControllerManager.ComponentSpec,
-		&c.Scheduler.ComponentSpec, &c.Webhook.ComponentSpec, &c.Descheduler.ComponentSpec, &c.MetricsAdapter.ComponentSpec, &c.Search.ComponentSpec,
-	}
 }
 
 // dropExtraArgs removes every extraArgs from chart values.

@@ -26,15 +26,7 @@ func TestChartGolden(t *testing.T) {
 	c := load(t)
 	for _, name := range []string{"local-etcd-values", "external-etcd-values", "encryption-values"} {
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("..", "..", "..", "charts", "controlplane", "ci", name+".yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var vals map[string]any
-			if err := yaml.Unmarshal(data, &vals); err != nil {
-				t.Fatal(err)
-			}
-			objs, err := c.RenderMap("fed-fra1", vals)
+			objs, err := c.RenderMap("fed-fra1", ciValues(t, name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,4 +215,18 @@ func TestEtcdIssuerLegacy(t *testing.T) {
 			t.Errorf("legacy=%t: etcd CA rendered = %t", legacy, hasCA)
 		}
 	}
+}
+
+// ciValues reads one of the chart's CI values files (charts/controlplane/ci).
+func ciValues(t *testing.T, name string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "charts", "controlplane", "ci", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals map[string]any
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	return vals
 }
