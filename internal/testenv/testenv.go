@@ -148,7 +148,8 @@ func (e *Env) InstallCRDs(files []string) error {
 
 // StartControllerManager runs kube-controller-manager from the assets
 // folder against the API server with the given controllers, such as
-// garbagecollector, which foreground deletion and owner references need.
+// garbagecollector, which foreground deletion and owner references need,
+// or serviceaccount-token, which fills ServiceAccount token Secrets.
 // Its log goes to dir; the returned function stops it.
 func (e *Env) StartControllerManager(dir string, controllers ...string) (stop func() error, err error) {
 	bin := filepath.Join(os.Getenv(AssetsEnv), "kube-controller-manager")
@@ -163,9 +164,18 @@ func (e *Env) StartControllerManager(dir string, controllers ...string) (stop fu
 	if err != nil {
 		return nil, err
 	}
+	// The serviceaccount-token controller signs with the API server's
+	// service-account key and hands out the CA clients trust it with; the
+	// other controllers ignore both.
+	rootCA := filepath.Join(dir, "root-ca.crt")
+	if err := os.WriteFile(rootCA, e.Config.CAData, 0o600); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin,
 		"--kubeconfig="+kubeconfig,
 		"--controllers="+strings.Join(controllers, ","),
+		"--service-account-private-key-file="+filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
+		"--root-ca-file="+rootCA,
 		"--leader-elect=false",
 		// No serving: nothing scrapes it, and a fixed port would collide
 		// between test packages running at once.
