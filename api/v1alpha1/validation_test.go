@@ -412,6 +412,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 			mc.Spec.ControlPlanes = []v1.ControlPlaneReference{{Name: "fra1-primary"}, {Name: "fra1-primary"}}
 		}), "spec.controlPlanes[1]", "Duplicate value"},
 		{"Cluster API name not a DNS label", mcWith(func(mc *v1.MemberCluster) { mc.Spec.ClusterRef.Name = "Workload_1" }), "spec.clusterRef.name", "should match"},
+		{"member name longer than the engine's 48", mcWith(func(mc *v1.MemberCluster) { mc.Name = "m-" + strings.Repeat("x", 47) }), "metadata.name", "at most 48 characters"},
 		{"taint without effect", mcWith(func(mc *v1.MemberCluster) { mc.Spec.Taints[0].Effect = "" }), "spec.taints", "effect must be NoSchedule, PreferNoSchedule or NoExecute"},
 
 		// RegistrationPolicy.

@@ -27,9 +27,9 @@ const ClusterAPIVersion = "v1.14.2"
 // the member clusters in each management cluster.
 const MembersNamespace = "marina-members"
 
-// clusterAPICRDs returns the folder of Cluster API's core CRDs in the module
+// ClusterAPICRDs returns the folder of Cluster API's core CRDs in the module
 // cache, downloading the module when needed.
-func clusterAPICRDs(ctx context.Context) (string, error) {
+func ClusterAPICRDs(ctx context.Context) (string, error) {
 	dir, err := gomod.Download(ctx, "sigs.k8s.io/cluster-api", ClusterAPIVersion)
 	if err != nil {
 		return "", err

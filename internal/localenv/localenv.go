@@ -286,7 +286,7 @@ func (e *Env) Up(ctx context.Context) error {
 	var capiCRDs string
 	var certManagerCRDs []string
 	if err := p.step("fetch Cluster API "+ClusterAPIVersion+" and cert-manager "+versions.CertManager+" CRDs", func() (err error) {
-		if capiCRDs, err = clusterAPICRDs(ctx); err != nil {
+		if capiCRDs, err = ClusterAPICRDs(ctx); err != nil {
 			return err
 		}
 		certManagerCRDs, err = certmanager.CRDs(ctx, e.opts.RepoRoot)

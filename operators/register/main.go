@@ -3,16 +3,41 @@
 package main
 
 import (
+	"flag"
+	"time"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/marina-platform/marina/internal/operator"
+	"github.com/marina-platform/marina/operators/register/controller"
 )
 
-func main() {
-	operator.Main("marina-register", setup)
+// flags are this operator's own, next to the ones every operator takes.
+var flags struct {
+	probeInterval, statusInterval, resyncInterval time.Duration
 }
 
-// setup registers marina-register's reconcilers; none exist yet.
-func setup(_ ctrl.Manager, _ operator.Options) error {
-	return nil
+func init() {
+	flag.DurationVar(&flags.probeInterval, "probe-interval", 30*time.Second,
+		"How often each member's API server is probed (version, nodes), with ±10% jitter.")
+	flag.DurationVar(&flags.statusInterval, "status-interval", 30*time.Minute,
+		"How often a MemberCluster status that did not change is written anyway, refreshing lastProbeTime.")
+	flag.DurationVar(&flags.resyncInterval, "resync-interval", 10*time.Minute,
+		"How often a join in place is checked against both sides, taking back hand edits.")
+}
+
+func main() {
+	operator.Main("marina-register", setup, controller.ManagerOptions)
+}
+
+// setup registers the MemberCluster reconciler.
+func setup(mgr ctrl.Manager, opts operator.Options) error {
+	return (&controller.Reconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       mgr.GetEventRecorder("marina-register"),
+		DataCenter:     opts.DataCenter,
+		ProbeInterval:  flags.probeInterval,
+		StatusInterval: flags.statusInterval,
+		ResyncInterval: flags.resyncInterval,
+	}).SetupWithManager(mgr)
 }

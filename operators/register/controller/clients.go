@@ -1,0 +1,78 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/internal/kubeconfig"
+	"github.com/marina-platform/marina/operators/register/join"
+)
+
+// clients keeps one client per member and per control plane, so that
+// connections and discovery are reused across passes; a client is made
+// again when the kubeconfig it came from changes.
+type clients struct {
+	mu sync.Mutex
+	m  map[string]clientEntry
+}
+
+type clientEntry struct {
+	key    [32]byte
+	c      client.Client
+	cs     kubernetes.Interface
+	config *rest.Config
+}
+
+func newClients() *clients { return &clients{m: map[string]clientEntry{}} }
+
+// get returns the client for id made from cfg, whose content key
+// identifies.
+func (cc *clients) get(id string, key [32]byte, cfg *rest.Config) (clientEntry, error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if e, ok := cc.m[id]; ok && e.key == key {
+		return e, nil
+	}
+	c, err := client.New(cfg, client.Options{Scheme: join.Scheme})
+	if err != nil {
+		return clientEntry{}, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return clientEntry{}, err
+	}
+	e := clientEntry{key: key, c: c, cs: cs, config: cfg}
+	cc.m[id] = e
+	return e, nil
+}
+
+// fromKubeconfig is get for a kubeconfig's bytes.
+func (cc *clients) fromKubeconfig(id string, data []byte) (clientEntry, error) {
+	key := sha256.Sum256(data)
+	cc.mu.Lock()
+	e, ok := cc.m[id]
+	cc.mu.Unlock()
+	if ok && e.key == key {
+		return e, nil
+	}
+	cfg, err := kubeconfig.RESTConfig(data)
+	if err != nil {
+		return clientEntry{}, fmt.Errorf("the control plane's admin kubeconfig: %w", err)
+	}
+	cfg.Timeout = 15 * time.Second
+	cfg.QPS, cfg.Burst = 20, 40
+	cfg.UserAgent = FieldManager
+	return cc.get(id, key, cfg)
+}
+
+func (cc *clients) forget(id string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	delete(cc.m, id)
+}
