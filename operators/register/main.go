@@ -10,6 +10,7 @@ import (
 
 	"github.com/marina-platform/marina/internal/operator"
 	"github.com/marina-platform/marina/operators/register/controller"
+	"github.com/marina-platform/marina/operators/register/policy"
 )
 
 // flags are this operator's own, next to the ones every operator takes.
@@ -30,8 +31,15 @@ func main() {
 	operator.Main("marina-register", setup, controller.ManagerOptions)
 }
 
-// setup registers the MemberCluster reconciler.
+// setup registers the MemberCluster and RegistrationPolicy reconcilers.
 func setup(mgr ctrl.Manager, opts operator.Options) error {
+	if err := (&policy.Reconciler{
+		Client:     mgr.GetClient(),
+		Recorder:   mgr.GetEventRecorder("marina-register"),
+		DataCenter: opts.DataCenter,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&controller.Reconciler{
 		Client:         mgr.GetClient(),
 		Recorder:       mgr.GetEventRecorder("marina-register"),
