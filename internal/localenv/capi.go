@@ -130,3 +130,13 @@ func kubectlWaitEstablished(ctx context.Context, kubectl, kubeconfig, path strin
 }
 
 func memberPorts(j int) (api, etcd int) { return 6443 + j, 2379 + 2*j }
+
+// RegisterMember makes a member's Cluster API Cluster and kubeconfig
+// Secret again, as `up` does, for tests that delete them.
+func (e *Env) RegisterMember(ctx context.Context, dc DataCenter, m Member) error {
+	mgmt, err := controllerClient(dc.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	return registerMember(ctx, mgmt, dc.Name, m)
+}

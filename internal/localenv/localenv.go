@@ -112,8 +112,8 @@ type DataCenter struct {
 	Members  []Member
 }
 
-// Member is a member cluster: an API server and etcd, and for the first
-// member of each data center controllers and a node so that workloads run.
+// Member is a member cluster: an API server, etcd and the controllers, and
+// for the first member of each data center a node so that workloads run.
 type Member struct {
 	Cluster  cluster.Cluster
 	NodeHost *network.Host
@@ -205,7 +205,9 @@ func (e *Env) DataCenters() []DataCenter {
 			mc.Name = fmt.Sprintf("%s-member-%d", name, j)
 			mc.APIPort, mc.EtcdPort = apiPort, etcdPort
 			mc.Dir = filepath.Join(dir, "members", mc.Name)
-			mc.Controllers = j == 1
+			// Every member runs kube-controller-manager, as every real
+			// cluster does: a join relies on its token controller.
+			mc.Controllers = true
 			m := Member{Cluster: mc}
 			if j == 1 {
 				_, memberPods, _ := net.ParseCIDR(fmt.Sprintf("10.220.%d.0/24", i*10+2))

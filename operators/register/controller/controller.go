@@ -382,9 +382,20 @@ func (r *Reconciler) eventOnChange(p *pass, old *metav1.Condition, typ string, s
 	if old != nil && old.Status == status && old.Reason == reason {
 		return
 	}
-	if status == metav1.ConditionFalse && reason != marinav1alpha1.ReasonProgressing && reason != marinav1alpha1.ReasonDeleting {
+	if status == metav1.ConditionFalse && !waiting[reason] {
 		r.Recorder.Eventf(p.mc, nil, corev1.EventTypeWarning, reason, typ, "%s", msg)
 	}
+}
+
+// waiting are the reasons of states that pass by themselves (a join under
+// way, a control plane still provisioning, a Cluster API Cluster not
+// initialized or paused on purpose): no Warning for them.
+var waiting = map[string]bool{
+	marinav1alpha1.ReasonProgressing:          true,
+	marinav1alpha1.ReasonDeleting:             true,
+	marinav1alpha1.ReasonControlPlaneNotReady: true,
+	marinav1alpha1.ReasonWaitingForClusterAPI: true,
+	marinav1alpha1.ReasonPaused:               true,
 }
 
 func setCondition(conds *[]metav1.Condition, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {

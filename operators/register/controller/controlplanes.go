@@ -91,9 +91,8 @@ func (r *Reconciler) pair(p *pass, name string, fed *federation) join.Pair {
 func (r *Reconciler) reconcileControlPlane(ctx context.Context, p *pass, name string) {
 	mc := p.mc
 	st := ensureControlPlaneStatus(mc, name)
-	old := p.before.DeepCopy()
 	var oldJoined *metav1.Condition
-	if s := controlPlaneStatus(old, name); s != nil {
+	if s := controlPlaneStatus(p.before, name); s != nil {
 		oldJoined = meta.FindStatusCondition(s.Conditions, marinav1alpha1.ConditionJoined)
 	}
 	set := func(typ string, status metav1.ConditionStatus, reason, msg string) {
