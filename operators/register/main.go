@@ -16,6 +16,7 @@ import (
 // flags are this operator's own, next to the ones every operator takes.
 var flags struct {
 	probeInterval, statusInterval, resyncInterval time.Duration
+	tokenRotation, tokenRevokeAfter               time.Duration
 }
 
 func init() {
@@ -25,6 +26,10 @@ func init() {
 		"How often a MemberCluster status that did not change is written anyway, refreshing lastProbeTime.")
 	flag.DurationVar(&flags.resyncInterval, "resync-interval", 10*time.Minute,
 		"How often a join in place is checked against both sides, taking back hand edits.")
+	flag.DurationVar(&flags.tokenRotation, "token-rotation", 30*24*time.Hour,
+		"Age at which the tokens a control plane holds for a member are replaced by new ones (0: never). Noticed at the next check of the join (--resync-interval).")
+	flag.DurationVar(&flags.tokenRevokeAfter, "token-revoke-after", 10*time.Minute,
+		"How long a replaced token keeps working once the control plane holds its successor.")
 }
 
 func main() {
@@ -47,5 +52,8 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 		ProbeInterval:  flags.probeInterval,
 		StatusInterval: flags.statusInterval,
 		ResyncInterval: flags.resyncInterval,
+
+		TokenRotation:    flags.tokenRotation,
+		TokenRevokeAfter: flags.tokenRevokeAfter,
 	}).SetupWithManager(mgr)
 }

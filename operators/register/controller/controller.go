@@ -64,6 +64,14 @@ type Reconciler struct {
 	// RetryAfter is the first wait after a problem a person must fix (a
 	// bad kubeconfig, a conflict); it doubles up to 5 minutes.
 	RetryAfter time.Duration
+	// TokenRotation is the age at which the tokens a control plane holds
+	// for a member are replaced; never when zero. A rotation is noticed at
+	// the next check of the join (ResyncInterval).
+	TokenRotation time.Duration
+	// TokenRevokeAfter is how long a replaced token keeps working once
+	// the control plane holds its successor, for clients that read it a
+	// moment before.
+	TokenRevokeAfter time.Duration
 
 	clients *clients
 	// joins holds, by joinKey, the last join that completed: what it was

@@ -76,6 +76,8 @@ func (r *Reconciler) pair(p *pass, name string, fed *federation) join.Pair {
 		Cluster:        p.mc.Name,
 		ControlPlaneID: join.ControlPlaneID(r.DataCenter, p.mc.Namespace, name),
 		Properties:     p.mc.Spec.ClusterProperties,
+		RotateAfter:    r.TokenRotation,
+		RevokeAfter:    r.TokenRevokeAfter,
 	}
 	if p.member != nil {
 		jp.Member, jp.MemberConfig = p.member.c, p.member.config
@@ -169,7 +171,12 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, p *pass, name st
 		return
 	}
 	joinSeconds.Observe(time.Since(start).Seconds())
-	r.joins.Store(key, joinRecord{intent: intent, at: time.Now()})
+	if res.Rotating {
+		// A new token is being filled: hand it over on the next pass.
+		p.soon = true
+	} else {
+		r.joins.Store(key, joinRecord{intent: intent, at: time.Now()})
+	}
 	set(marinav1alpha1.ConditionJoined, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded,
 		fmt.Sprintf("joined to control plane %s as Cluster %s (push mode)", name, mc.Name))
 	if oldJoined == nil || oldJoined.Status != metav1.ConditionTrue {

@@ -37,6 +37,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -137,6 +138,14 @@ type Pair struct {
 	Federation client.Client
 	// Properties are stamped on the engine's Cluster.
 	Properties marinav1alpha1.ClusterProperties
+	// RotateAfter is the age at which the control plane's tokens are
+	// replaced by new ones; never when zero.
+	RotateAfter time.Duration
+	// RevokeAfter is how long a replaced token keeps working after the
+	// control plane holds its successor.
+	RevokeAfter time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // ConflictError says an object the join must own exists and someone else
@@ -160,6 +169,10 @@ type Result struct {
 	// Waiting is set while the member's token controller has not filled a
 	// token Secret yet: the join is not done; try again shortly.
 	Waiting string
+	// Rotating is set while a rotated token waits for the token
+	// controller: the join works with the current one; look again
+	// shortly to hand the new one over.
+	Rotating bool
 }
 
 // Join makes, or completes, what the member and the control plane need. It
@@ -181,7 +194,13 @@ func Join(ctx context.Context, p Pair) (Result, error) {
 		res.Waiting = waiting
 		return res, err
 	}
-	return res, p.federationSide(ctx, id, tokens)
+	for _, t := range tokens {
+		res.Rotating = res.Rotating || t.newerPending
+	}
+	if err := p.federationSide(ctx, id, tokens); err != nil {
+		return res, err
+	}
+	return res, p.retireTokens(ctx, tokens)
 }
 
 // ClusterID is the engine's ID of a cluster: its kube-system namespace UID
@@ -233,9 +252,16 @@ func (p Pair) checkFederation(ctx context.Context, id string) error {
 	return nil
 }
 
-// token is a member token Secret's content.
+// token is the member token Secret a control plane is to hold.
 type token struct {
-	token, ca []byte
+	// secret is its name; inUseSince its AnnotationInUseSince.
+	secret, inUseSince string
+	token, ca          []byte
+	// older are this control plane's older token Secrets for the same
+	// ServiceAccount, to revoke once the control plane holds this one.
+	older []corev1.Secret
+	// newerPending says a newer token Secret waits to be filled.
+	newerPending bool
 }
 
 // memberSide makes the member's namespace, ServiceAccounts, RBAC and this
@@ -266,36 +292,134 @@ func (p Pair) memberSide(ctx context.Context) (map[string]token, string, error) 
 	}
 	tokens := map[string]token{}
 	var waiting []string
-	for _, t := range []struct{ sa, name, of string }{
-		{sa, sa + "-" + p.ControlPlaneID, tokenForControllers},
-		{ImpersonatorServiceAccount, ImpersonatorServiceAccount + "-" + p.ControlPlaneID, tokenForImpersonator},
+	for _, t := range []struct{ sa, of string }{
+		{sa, tokenForControllers},
+		{ImpersonatorServiceAccount, tokenForImpersonator},
 	} {
-		l := p.labels()
-		l[LabelControlPlaneID] = p.ControlPlaneID
-		l[LabelTokenFor] = t.of
-		sec := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: Namespace, Name: t.name, Labels: l,
-				Annotations: map[string]string{corev1.ServiceAccountNameKey: t.sa},
-			},
-			Type: corev1.SecretTypeServiceAccountToken,
+		tok, pending, err := p.currentToken(ctx, t.sa, t.of)
+		if err != nil {
+			return nil, "", err
 		}
-		if err := createIfMissing(ctx, c, sec); err != nil {
-			return nil, "", fmt.Errorf("member: token Secret %s/%s: %w", Namespace, t.name, err)
-		}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(sec), sec); err != nil {
-			return nil, "", fmt.Errorf("member: token Secret %s/%s: %w", Namespace, t.name, err)
-		}
-		if len(sec.Data[corev1.ServiceAccountTokenKey]) == 0 {
-			waiting = append(waiting, Namespace+"/"+t.name)
+		if tok == nil {
+			waiting = append(waiting, Namespace+"/"+pending)
 			continue
 		}
-		tokens[t.of] = token{token: sec.Data[corev1.ServiceAccountTokenKey], ca: sec.Data[corev1.ServiceAccountRootCAKey]}
+		tokens[t.of] = *tok
 	}
 	if len(waiting) > 0 {
 		return nil, fmt.Sprintf("waiting for the member's token controller to fill the token Secrets %s (the member's kube-controller-manager must run its serviceaccount-token controller)", strings.Join(waiting, ", ")), nil
 	}
 	return tokens, "", nil
+}
+
+// AnnotationInUseSince is set on a member's token Secret when the control
+// plane first holds its token; older tokens are revoked RevokeAfter later.
+const AnnotationInUseSince = "marina.dev/in-use-since"
+
+// currentToken returns the token the control plane is to hold: the newest
+// filled token Secret of this control plane and ServiceAccount. It makes
+// the first one, and a new one once the newest is older than RotateAfter;
+// until the new one is filled, the one before stays in use, so the control
+// plane never holds a token that does not work yet. pending names a
+// Secret still waiting for its token when there is none to use.
+func (p Pair) currentToken(ctx context.Context, sa, of string) (*token, string, error) {
+	c := p.Member
+	l := p.labels()
+	l[LabelControlPlaneID] = p.ControlPlaneID
+	l[LabelTokenFor] = of
+	list := &corev1.SecretList{}
+	if err := c.List(ctx, list, client.InNamespace(Namespace), client.MatchingLabels(l)); err != nil {
+		return nil, "", fmt.Errorf("member: list token Secrets: %w", err)
+	}
+	secrets := tokenSecretsByAge(list.Items)
+	now := p.now()
+	if len(secrets) == 0 || (p.RotateAfter > 0 && now.Sub(secrets[len(secrets)-1].CreationTimestamp.Time) >= p.RotateAfter) {
+		name := sa + "-" + p.ControlPlaneID
+		if len(secrets) > 0 {
+			name = fmt.Sprintf("%s-%d", name, now.Unix())
+		}
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: Namespace, Name: name, Labels: l,
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: sa},
+			},
+			Type: corev1.SecretTypeServiceAccountToken,
+		}
+		if err := createIfMissing(ctx, c, sec); err != nil {
+			return nil, "", fmt.Errorf("member: token Secret %s/%s: %w", Namespace, name, err)
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(sec), sec); err != nil {
+			return nil, "", fmt.Errorf("member: token Secret %s/%s: %w", Namespace, name, err)
+		}
+		// Made in this same second already: it is the newest.
+		if !slices.ContainsFunc(secrets, func(s corev1.Secret) bool { return s.UID == sec.UID }) {
+			secrets = append(secrets, *sec)
+		}
+	}
+	for i := len(secrets) - 1; i >= 0; i-- {
+		sec := &secrets[i]
+		if len(sec.Data[corev1.ServiceAccountTokenKey]) == 0 {
+			continue
+		}
+		return &token{
+			secret: sec.Name, token: sec.Data[corev1.ServiceAccountTokenKey], ca: sec.Data[corev1.ServiceAccountRootCAKey],
+			inUseSince: sec.Annotations[AnnotationInUseSince], older: secrets[:i],
+			newerPending: i < len(secrets)-1,
+		}, "", nil
+	}
+	return nil, secrets[len(secrets)-1].Name, nil
+}
+
+// tokenSecretsByAge sorts token Secrets oldest first.
+func tokenSecretsByAge(items []corev1.Secret) []corev1.Secret {
+	out := slices.Clone(items)
+	slices.SortFunc(out, func(a, b corev1.Secret) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+func (p Pair) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// retireTokens runs once the control plane holds the current tokens: it
+// marks when they came into use, and deletes the older token Secrets of
+// this control plane (revoking them) RevokeAfter after that, so that a
+// client that read the old token a moment ago has time to read the new.
+func (p Pair) retireTokens(ctx context.Context, tokens map[string]token) error {
+	c := p.Member
+	now := p.now()
+	for _, of := range slices.Sorted(maps.Keys(tokens)) {
+		t := tokens[of]
+		since := now
+		if t.inUseSince == "" {
+			patch := client.MergeFrom(&corev1.Secret{})
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: t.secret,
+				Annotations: map[string]string{AnnotationInUseSince: now.UTC().Format(time.RFC3339)}}}
+			if err := c.Patch(ctx, sec, patch); err != nil {
+				return fmt.Errorf("member: mark token Secret %s/%s in use: %w", Namespace, t.secret, err)
+			}
+		} else if parsed, err := time.Parse(time.RFC3339, t.inUseSince); err == nil {
+			since = parsed
+		}
+		if now.Sub(since) < p.RevokeAfter {
+			continue
+		}
+		for i := range t.older {
+			old := &t.older[i]
+			if err := c.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("member: revoke token Secret %s/%s: %w", Namespace, old.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // clusterRules are karmadactl's: the engine's controllers create, read and

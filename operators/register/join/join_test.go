@@ -411,3 +411,88 @@ func resourceVersions(ctx context.Context, t *testing.T, p join.Pair) string {
 	}
 	return out
 }
+
+// TestRotation replaces the control plane's token: the new one is in place
+// before the old one is revoked, a watch opened with the old one keeps
+// delivering events, and with a grace period the old one keeps working.
+func TestRotation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := pair(t, "edge-rot", join.ControlPlaneID("dc1", "default", "rot"))
+	joinUntilDone(ctx, t, p)
+	ca := fedSecret(ctx, t, p, "edge-rot").Data["caBundle"]
+	tokenA := fedSecret(ctx, t, p, "edge-rot").Data["token"]
+	clientA := kubernetes.NewForConfigOrDie(tokenConfig(tokenA, ca))
+
+	// A long-running watch through the stored credentials.
+	w, err := clientA.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	tokenB := rotate(ctx, t, &p, tokenA)
+	if string(tokenB) == string(tokenA) {
+		t.Fatal("the control plane holds the same token after a rotation")
+	}
+	if _, err := kubernetes.NewForConfigOrDie(tokenConfig(tokenB, ca)).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("the new token: %v", err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := clientA.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return apierrors.IsUnauthorized(err), nil
+	}); err != nil {
+		t.Error("the replaced token still authenticates new requests")
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "after-rotation"}}
+	if err := p.Member.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if got, ok := ev.Object.(*corev1.ConfigMap); !ok || got.Name != cm.Name {
+			t.Errorf("the watch opened before the rotation delivered %v %T", ev.Type, ev.Object)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("the watch opened before the rotation delivered nothing after it")
+	}
+
+	// With a grace period, the replaced token keeps working until it ends.
+	p.RevokeAfter = time.Hour
+	tokenC := rotate(ctx, t, &p, tokenB)
+	if string(tokenC) == string(tokenB) {
+		t.Fatal("no new token on the second rotation")
+	}
+	if _, err := kubernetes.NewForConfigOrDie(tokenConfig(tokenB, ca)).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("the replaced token within its grace period: %v", err)
+	}
+	unjoin(ctx, t, p)
+	list := &corev1.SecretList{}
+	if err := p.Member.List(ctx, list, client.InNamespace("karmada-cluster"), client.MatchingLabels{marinav1alpha1.LabelMemberCluster: "edge-rot"}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if len(list.Items) > 0 {
+		t.Errorf("%d token Secrets left after unjoin", len(list.Items))
+	}
+}
+
+// rotate joins with tokens due for rotation until the control plane holds
+// a token other than old: the first pass makes the new token Secret, a
+// later one, once the member's token controller filled it, hands it over.
+func rotate(ctx context.Context, t *testing.T, p *join.Pair, old []byte) []byte {
+	t.Helper()
+	p.RotateAfter = time.Nanosecond
+	defer func() { p.RotateAfter = 0 }()
+	var got []byte
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if _, err := join.Join(ctx, *p); err != nil {
+			return false, err
+		}
+		got = fedSecret(ctx, t, *p, p.Cluster).Data["token"]
+		return string(got) != string(old), nil
+	})
+	if err != nil {
+		t.Fatalf("rotation: %v", err)
+	}
+	return got
+}
