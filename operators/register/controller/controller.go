@@ -129,6 +129,9 @@ type pass struct {
 	problem bool
 	// soon asks for the next pass shortly: a join waits for the member.
 	soon bool
+	// recheck, when set, asks for the next pass this soon: a fresh join
+	// whose engine has not reported on the Cluster yet.
+	recheck time.Duration
 	// memberGone says the member cluster itself is being deleted (its
 	// Cluster API Cluster is), so its side needs no cleaning.
 	memberGone bool
@@ -185,6 +188,9 @@ func (r *Reconciler) next(req ctrl.Request, p *pass) ctrl.Result {
 		r.failures.Delete(key)
 		if p.soon {
 			return ctrl.Result{RequeueAfter: time.Second}
+		}
+		if p.recheck > 0 && p.recheck < r.ProbeInterval {
+			return ctrl.Result{RequeueAfter: p.recheck}
 		}
 		return ctrl.Result{RequeueAfter: jitter(r.ProbeInterval)}
 	}

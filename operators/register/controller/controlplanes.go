@@ -231,6 +231,11 @@ func (r *Reconciler) readiness(ctx context.Context, p *pass, st *marinav1alpha1.
 		set(metav1.ConditionStatus(status), reason, "the engine reports: "+msg)
 		return
 	}
+	// Where the engine runs, it reports within seconds of the join: look
+	// again soon for a minute, so that Ready mirrors it from the start.
+	if v, ok := r.joins.Load(joinKey{member: mc.UID, controlPlane: name}); ok && time.Since(v.(joinRecord).at) < time.Minute {
+		p.recheck = 5 * time.Second
+	}
 	reach := meta.FindStatusCondition(mc.Status.Conditions, marinav1alpha1.ConditionReachable)
 	if reach != nil && reach.Status == metav1.ConditionTrue {
 		set(metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded, "the member's API server answers Marina's probe (the engine reports no condition)")
