@@ -396,17 +396,19 @@ func (r *Reconciler) eventOnChange(p *pass, old *metav1.Condition, typ string, s
 	if old != nil && old.Status == status && old.Reason == reason {
 		return
 	}
-	if status == metav1.ConditionFalse && !waiting[reason] {
+	switch {
+	case status != metav1.ConditionFalse || reason == marinav1alpha1.ReasonProgressing || reason == marinav1alpha1.ReasonDeleting:
+	case waiting[reason]:
+		r.Recorder.Eventf(p.mc, nil, corev1.EventTypeNormal, reason, typ, "%s", msg)
+	default:
 		r.Recorder.Eventf(p.mc, nil, corev1.EventTypeWarning, reason, typ, "%s", msg)
 	}
 }
 
-// waiting are the reasons of states that pass by themselves (a join under
-// way, a control plane still provisioning, a Cluster API Cluster not
-// initialized or paused on purpose): no Warning for them.
+// waiting are the reasons of states that pass by themselves (a control
+// plane still provisioning, a Cluster API Cluster not initialized or
+// paused on purpose): a Normal Event, not a Warning.
 var waiting = map[string]bool{
-	marinav1alpha1.ReasonProgressing:          true,
-	marinav1alpha1.ReasonDeleting:             true,
 	marinav1alpha1.ReasonControlPlaneNotReady: true,
 	marinav1alpha1.ReasonWaitingForClusterAPI: true,
 	marinav1alpha1.ReasonPaused:               true,

@@ -539,3 +539,39 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("%s did not happen", what)
 }
+
+// TestControlPlaneGoes removes the member's tokens for a control plane
+// that was deleted while the member was joined to it, and says so.
+func TestControlPlaneGoes(t *testing.T) {
+	ctx := context.Background()
+	cp := controlPlane(t, "short-lived")
+	secret(t, "edge-d-kubeconfig", "kubeconfig", memberKubeconfig)
+	mc := memberCluster(t, "edge-d", marinav1alpha1.MemberClusterSpec{
+		KubeconfigSecretRef: &marinav1alpha1.SecretKeyReference{Name: "edge-d-kubeconfig"},
+		ControlPlanes:       cps("short-lived"),
+	})
+	waitFor(t, mc, "Ready", func(m *marinav1alpha1.MemberCluster) bool {
+		return condition(m, marinav1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+	if n := memberTokens(t, "edge-d"); n != 2 {
+		t.Fatalf("%d token Secrets in the member, want 2", n)
+	}
+	if err := k8s.Delete(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, mc, "ControlPlaneNotFound", func(m *marinav1alpha1.MemberCluster) bool {
+		return cpCondition(m, "short-lived", marinav1alpha1.ConditionJoined, metav1.ConditionFalse, marinav1alpha1.ReasonControlPlaneNotFound)
+	})
+	eventually(t, "the gone control plane's tokens removed from the member", func() bool { return memberTokens(t, "edge-d") == 0 })
+	waitEvent(t, mc, corev1.EventTypeNormal, "Unjoined")
+
+	// The test's federation API server outlives the control plane that
+	// named it; in life the federation goes with it.
+	cl, err := federationCluster(t, "edge-d")
+	if err == nil {
+		_ = federation.Client.Delete(ctx, cl)
+	}
+	for _, name := range []string{"edge-d", "edge-d-impersonator"} {
+		_ = federation.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: join.Namespace, Name: name}})
+	}
+}

@@ -117,6 +117,18 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, p *pass, name st
 		if reason != marinav1alpha1.ReasonControlPlaneNotReady {
 			p.problem = true
 		}
+		if reason == marinav1alpha1.ReasonControlPlaneNotFound && oldJoined != nil && oldJoined.Status == metav1.ConditionTrue && p.member != nil {
+			// The control plane went away while the member was joined:
+			// its tokens in the member go too; the entry stays in the
+			// spec until a person removes it.
+			if err := join.UnjoinMember(ctx, r.pair(p, name, nil)); err != nil {
+				msg += fmt.Sprintf("; removing its tokens from the member failed, retrying: %v", err)
+				set(marinav1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+				return
+			}
+			r.joins.Delete(joinKey{member: mc.UID, controlPlane: name})
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Unjoined", "Unjoin", "control plane %s is gone: its tokens were removed from the member", name)
+		}
 		notJoined(reason, msg)
 		return
 	}

@@ -69,7 +69,7 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func clientOf(t *testing.T, cfg *rest.Config) client.Client {
+func clientOf(t testing.TB, cfg *rest.Config) client.Client {
 	t.Helper()
 	c, err := client.New(cfg, client.Options{Scheme: join.Scheme})
 	if err != nil {
@@ -78,7 +78,7 @@ func clientOf(t *testing.T, cfg *rest.Config) client.Client {
 	return c
 }
 
-func pair(t *testing.T, name, cpID string) join.Pair {
+func pair(t testing.TB, name, cpID string) join.Pair {
 	return join.Pair{
 		Cluster:        name,
 		ControlPlaneID: cpID,
