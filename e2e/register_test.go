@@ -14,11 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/localenv/proc"
+	"github.com/marina-platform/marina/operators/register/controller"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -103,6 +106,70 @@ func TestRegistration(t *testing.T) {
 		}
 		t.Logf("%s: %d members joined and Ready %s after their policy", s.dc.Name, len(s.dc.Members), time.Since(start).Round(time.Second))
 	}
+
+	t.Run("a rotation keeps a watch through the stored credentials working", func(t *testing.T) {
+		s := sites[0]
+		m := s.dc.Members[0]
+		stored := func() (token, ca []byte) {
+			sec := &corev1.Secret{}
+			if err := s.fed.Get(ctx, client.ObjectKey{Namespace: join.Namespace, Name: m.Cluster.Name}, sec); err != nil {
+				t.Fatal(err)
+			}
+			return sec.Data["token"], sec.Data["caBundle"]
+		}
+		oldToken, ca := stored()
+		asEngine := func(token []byte) kubernetes.Interface {
+			return kubernetes.NewForConfigOrDie(&rest.Config{Host: m.Cluster.Server(), BearerToken: string(token), TLSClientConfig: rest.TLSClientConfig{CAData: ca}})
+		}
+		w, err := asEngine(oldToken).CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatalf("watch with the stored token: %v", err)
+		}
+		defer w.Stop()
+
+		mc := &marinav1alpha1.MemberCluster{}
+		if err := s.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.Cluster.Name}, mc); err != nil {
+			t.Fatal(err)
+		}
+		before := mc.DeepCopy()
+		if mc.Annotations == nil {
+			mc.Annotations = map[string]string{}
+		}
+		mc.Annotations[controller.AnnotationRotateTokens] = time.Now().UTC().Format(time.RFC3339)
+		if err := s.mgmt.Patch(ctx, mc, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
+		}
+		var newToken []byte
+		waitFor(ctx, t, "a new token in the control plane", func() bool {
+			newToken, _ = stored()
+			return string(newToken) != string(oldToken)
+		})
+		if _, err := asEngine(newToken).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("the new token: %v", err)
+		}
+		// Revoked only --token-revoke-after (10 min) later.
+		if _, err := asEngine(oldToken).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("the replaced token within its grace period: %v", err)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("e2e-rotation-%d", time.Now().Unix())}}
+		memberAdmin := mgmtClient(t, m.Cluster.AdminKubeconfig())
+		mustCreate(ctx, t, memberAdmin, cm)
+		t.Cleanup(func() { _ = memberAdmin.Delete(context.Background(), cm) })
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					t.Fatal("the watch opened before the rotation closed")
+				}
+				if got, isCM := ev.Object.(*corev1.ConfigMap); isCM && got.Name == cm.Name {
+					return
+				}
+			case <-deadline:
+				t.Fatal("the watch opened before the rotation delivered nothing after it")
+			}
+		}
+	})
 
 	t.Run("a Cluster API Cluster deleted is unjoined and leaves nothing behind", func(t *testing.T) {
 		s := sites[0]

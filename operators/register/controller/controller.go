@@ -41,6 +41,11 @@ const (
 	// good): the control planes are cleaned first in any case, and an
 	// Event lists what stayed behind in the member.
 	AnnotationUnjoinTimeout = "marina.dev/unjoin-timeout"
+	// AnnotationRotateTokens, a time in RFC 3339 such as
+	// 2026-12-02T19:00:00Z, replaces every token the control planes hold
+	// for the member that was made before it: a rotation on demand, after
+	// a leak say. The replaced tokens are revoked TokenRevokeAfter later.
+	AnnotationRotateTokens = "marina.dev/rotate-tokens"
 )
 
 // Reconciler joins, probes and unjoins member clusters.
@@ -80,6 +85,9 @@ type Reconciler struct {
 	// failures counts each MemberCluster's passes in a row that met a
 	// problem, for the backoff.
 	failures sync.Map
+	// badAnnotations holds, by MemberCluster, the last invalid
+	// AnnotationRotateTokens reported.
+	badAnnotations sync.Map
 }
 
 // SetupWithManager registers the reconciler.
@@ -238,6 +246,14 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, p *pass) error {
 		}
 	}
 
+	if v := mc.Annotations[AnnotationRotateTokens]; v != "" {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			// Said once per value, not on every probe.
+			if last, _ := r.badAnnotations.Swap(mc.UID, v); last != v {
+				r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "InvalidAnnotation", "Rotate", "annotation %s=%q is not an RFC 3339 time such as 2026-12-02T19:00:00Z: %v", AnnotationRotateTokens, v, err)
+			}
+		}
+	}
 	wanted := map[string]bool{}
 	for _, ref := range mc.Spec.ControlPlanes {
 		wanted[ref.Name] = true
@@ -357,6 +373,7 @@ func (r *Reconciler) unjoinTimedOut(mc *marinav1alpha1.MemberCluster) (time.Dura
 func (r *Reconciler) forget(mc *marinav1alpha1.MemberCluster) {
 	r.clients.forget(memberClientID(mc))
 	r.failures.Delete(client.ObjectKeyFromObject(mc).String())
+	r.badAnnotations.Delete(mc.UID)
 	r.joins.Range(func(k, _ any) bool {
 		if k.(joinKey).member == mc.UID {
 			r.joins.Delete(k)

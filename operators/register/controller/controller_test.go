@@ -575,3 +575,51 @@ func TestControlPlaneGoes(t *testing.T) {
 		_ = federation.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: join.Namespace, Name: name}})
 	}
 }
+
+// TestRotateOnDemand replaces the control plane's tokens when a person
+// asks for it with the rotate-tokens annotation, and reports a bad value.
+func TestRotateOnDemand(t *testing.T) {
+	ctx := context.Background()
+	controlPlane(t, "rotating")
+	secret(t, "edge-e-kubeconfig", "kubeconfig", memberKubeconfig)
+	mc := memberCluster(t, "edge-e", marinav1alpha1.MemberClusterSpec{
+		KubeconfigSecretRef: &marinav1alpha1.SecretKeyReference{Name: "edge-e-kubeconfig"},
+		ControlPlanes:       cps("rotating"),
+	})
+	got := waitFor(t, mc, "Ready", func(m *marinav1alpha1.MemberCluster) bool {
+		return condition(m, marinav1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+	token := func() string {
+		s := &corev1.Secret{}
+		if err := federation.Client.Get(ctx, client.ObjectKey{Namespace: join.Namespace, Name: "edge-e"}, s); err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Data["token"])
+	}
+	old := token()
+
+	annotate := func(v string) {
+		t.Helper()
+		latest := &marinav1alpha1.MemberCluster{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(got), latest); err != nil {
+			t.Fatal(err)
+		}
+		before := latest.DeepCopy()
+		latest.Annotations = map[string]string{controller.AnnotationRotateTokens: v}
+		if err := k8s.Patch(ctx, latest, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate("yesterday")
+	waitEvent(t, mc, corev1.EventTypeWarning, "InvalidAnnotation")
+	if token() != old {
+		t.Error("a bad rotate-tokens value rotated the tokens")
+	}
+	// Tokens made within this second count as made at it.
+	time.Sleep(1100 * time.Millisecond)
+	annotate(time.Now().UTC().Format(time.RFC3339))
+	eventually(t, "a new token in the control plane", func() bool { return token() != old })
+	waitFor(t, mc, "still Ready", func(m *marinav1alpha1.MemberCluster) bool {
+		return condition(m, marinav1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+}

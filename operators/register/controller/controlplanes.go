@@ -79,6 +79,13 @@ func (r *Reconciler) pair(p *pass, name string, fed *federation) join.Pair {
 		RotateAfter:    r.TokenRotation,
 		RevokeAfter:    r.TokenRevokeAfter,
 	}
+	if v := p.mc.Annotations[AnnotationRotateTokens]; v != "" {
+		// A bad value is reported once per pass by the caller; here it
+		// only rotates nothing.
+		if at, err := time.Parse(time.RFC3339, v); err == nil {
+			jp.RotateBefore = at
+		}
+	}
 	if p.member != nil {
 		jp.Member, jp.MemberConfig = p.member.c, p.member.config
 	}
@@ -209,6 +216,8 @@ func joinIntent(p *pass, fed *federation) [32]byte {
 	h.Write([]byte(fed.cp.UID))
 	b, _ := json.Marshal(p.mc.Spec.ClusterProperties)
 	h.Write(b)
+	// A rotation asked for redoes the join at once.
+	h.Write([]byte(p.mc.Annotations[AnnotationRotateTokens]))
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out

@@ -141,6 +141,9 @@ type Pair struct {
 	// RotateAfter is the age at which the control plane's tokens are
 	// replaced by new ones; never when zero.
 	RotateAfter time.Duration
+	// RotateBefore replaces tokens made before it, whatever their age: a
+	// rotation a person asks for.
+	RotateBefore time.Time
 	// RevokeAfter is how long a replaced token keeps working after the
 	// control plane holds its successor.
 	RevokeAfter time.Duration
@@ -333,7 +336,10 @@ func (p Pair) currentToken(ctx context.Context, sa, of string) (*token, string, 
 	}
 	secrets := tokenSecretsByAge(list.Items)
 	now := p.now()
-	if len(secrets) == 0 || (p.RotateAfter > 0 && now.Sub(secrets[len(secrets)-1].CreationTimestamp.Time) >= p.RotateAfter) {
+	due := func(newest time.Time) bool {
+		return (p.RotateAfter > 0 && now.Sub(newest) >= p.RotateAfter) || newest.Before(p.RotateBefore)
+	}
+	if len(secrets) == 0 || due(secrets[len(secrets)-1].CreationTimestamp.Time) {
 		name := sa + "-" + p.ControlPlaneID
 		if len(secrets) > 0 {
 			name = fmt.Sprintf("%s-%d", name, now.Unix())
