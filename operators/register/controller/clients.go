@@ -71,6 +71,14 @@ func (cc *clients) fromKubeconfig(id string, data []byte) (clientEntry, error) {
 	return cc.get(id, key, cfg)
 }
 
+// lookup returns the client kept for id, whatever it was made from.
+func (cc *clients) lookup(id string) (clientEntry, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	e, ok := cc.m[id]
+	return e, ok
+}
+
 func (cc *clients) forget(id string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()

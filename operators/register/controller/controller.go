@@ -195,8 +195,16 @@ func (r *Reconciler) next(req ctrl.Request, p *pass) ctrl.Result {
 	if !p.problem {
 		r.failures.Delete(key)
 		if p.soon {
-			return ctrl.Result{RequeueAfter: time.Second}
+			// A wait that lasts (no token controller in the member, an
+			// engine finalizer that hangs) backs off up to the probe.
+			n := 0
+			if v, ok := r.failures.Load("soon/" + key); ok {
+				n = v.(int)
+			}
+			r.failures.Store("soon/"+key, n+1)
+			return ctrl.Result{RequeueAfter: min(time.Second<<min(n, 8), r.ProbeInterval)}
 		}
+		r.failures.Delete("soon/" + key)
 		if p.recheck > 0 && p.recheck < r.ProbeInterval {
 			return ctrl.Result{RequeueAfter: p.recheck}
 		}
@@ -247,10 +255,14 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, p *pass) error {
 	}
 
 	if v := mc.Annotations[AnnotationRotateTokens]; v != "" {
-		if _, err := time.Parse(time.RFC3339, v); err != nil {
+		at, err := time.Parse(time.RFC3339, v)
+		if err == nil && at.After(time.Now()) {
+			err = errors.New("it is in the future; give the time the rotation is for, such as now")
+		}
+		if err != nil {
 			// Said once per value, not on every probe.
 			if last, _ := r.badAnnotations.Swap(mc.UID, v); last != v {
-				r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "InvalidAnnotation", "Rotate", "annotation %s=%q is not an RFC 3339 time such as 2026-12-02T19:00:00Z: %v", AnnotationRotateTokens, v, err)
+				r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "InvalidAnnotation", "Rotate", "annotation %s=%q is not an RFC 3339 time in the past such as 2026-12-02T19:00:00Z: %v", AnnotationRotateTokens, v, err)
 			}
 		}
 	}
@@ -263,7 +275,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, p *pass) error {
 		if wanted[st.Name] {
 			continue
 		}
-		if done := r.unjoinControlPlane(ctx, p, st.Name); done {
+		if r.unjoinControlPlane(ctx, p, st.Name) == unjoinDone {
 			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Unjoined", "Unjoin", "unjoined from control plane %s, which spec.controlPlanes no longer lists", st.Name)
 			removeControlPlaneStatus(mc, st.Name)
 		}
@@ -292,7 +304,7 @@ func (r *Reconciler) useLeftoverCredentials(ctx context.Context, mc *marinav1alp
 // for a source that went away.
 func (r *Reconciler) unjoinAll(ctx context.Context, p *pass, why string) error {
 	for _, st := range slices.Clone(p.mc.Status.ControlPlanes) {
-		if r.unjoinControlPlane(ctx, p, st.Name) {
+		if r.unjoinControlPlane(ctx, p, st.Name) == unjoinDone {
 			r.Recorder.Eventf(p.mc, nil, corev1.EventTypeNormal, "Unjoined", "Unjoin", "unjoined from control plane %s: %s", st.Name, why)
 			removeControlPlaneStatus(p.mc, st.Name)
 		}
@@ -319,6 +331,15 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, p *pass) (ctrl.Result,
 			p.creds, p.member = creds, &e
 		}
 	}
+	// The credentials are gone with the MemberCluster (a policy pruned it
+	// and its Secret, a namespace being deleted): the client made from
+	// them before still reaches the member.
+	noCredentials := errors.As(err, &problem) && !problem.gone
+	if p.member == nil && noCredentials {
+		if e, ok := r.clients.lookup(memberClientID(mc)); ok {
+			p.member = &e
+		}
+	}
 	names := map[string]bool{}
 	for _, st := range mc.Status.ControlPlanes {
 		names[st.Name] = true
@@ -326,25 +347,39 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, p *pass) (ctrl.Result,
 	for _, ref := range mc.Spec.ControlPlanes {
 		names[ref.Name] = true
 	}
-	var left []string
+	var left, memberLeft []string
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		if r.unjoinControlPlane(ctx, p, name) {
+		switch r.unjoinControlPlane(ctx, p, name) {
+		case unjoinDone:
 			removeControlPlaneStatus(mc, name)
-			continue
+		case unjoinMemberPending:
+			memberLeft = append(memberLeft, name)
+		default:
+			left = append(left, name)
 		}
-		left = append(left, name)
 	}
 	r.setCondition(p, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonDeleting,
-		fmt.Sprintf("unjoining from %d control planes", len(left)))
-	if len(left) > 0 {
-		if timeout, ok := r.unjoinTimedOut(mc); ok {
+		fmt.Sprintf("unjoining from %d control planes", len(left)+len(memberLeft)))
+	// Every control plane let go of the member; only its own side is
+	// left. Released when there is no way to reach it (its credentials
+	// are gone) or after the unjoin-timeout: the tokens left there are
+	// held by no control plane any more.
+	if len(left) == 0 && len(memberLeft) > 0 {
+		timeout, timedOut := r.unjoinTimedOut(mc)
+		switch {
+		case p.member == nil && noCredentials:
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "UnjoinIncomplete", "Unjoin",
+				"unjoined from every control plane, but the member's kubeconfig is gone (%s): its token Secrets for control planes %v stay in its namespace %s until removed by hand",
+				problem.message, memberLeft, join.Namespace)
+			memberLeft = nil
+		case timedOut:
 			r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "UnjoinAbandoned", "Unjoin",
 				"deleting for longer than %s (annotation %s): released without cleaning the member's side for control planes %v; the member keeps their token Secrets in namespace %s until removed by hand",
-				timeout, AnnotationUnjoinTimeout, left, join.Namespace)
-			left = nil
+				timeout, AnnotationUnjoinTimeout, memberLeft, join.Namespace)
+			memberLeft = nil
 		}
 	}
-	if len(left) > 0 {
+	if len(left)+len(memberLeft) > 0 {
 		p.problem = true
 		return r.next(ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)}, p), nil
 	}
@@ -373,6 +408,7 @@ func (r *Reconciler) unjoinTimedOut(mc *marinav1alpha1.MemberCluster) (time.Dura
 func (r *Reconciler) forget(mc *marinav1alpha1.MemberCluster) {
 	r.clients.forget(memberClientID(mc))
 	r.failures.Delete(client.ObjectKeyFromObject(mc).String())
+	r.failures.Delete("soon/" + client.ObjectKeyFromObject(mc).String())
 	r.badAnnotations.Delete(mc.UID)
 	r.joins.Range(func(k, _ any) bool {
 		if k.(joinKey).member == mc.UID {
@@ -393,7 +429,9 @@ func (r *Reconciler) patchStatus(ctx context.Context, p *pass) error {
 	now, last := p.mc.Status.LastProbeTime, p.before.Status.LastProbeTime
 	p.mc.Status.LastProbeTime = last
 	unchanged := equality.Semantic.DeepEqual(p.before.Status, p.mc.Status)
-	if unchanged && last != nil && time.Since(last.Time) < r.StatusInterval {
+	// Unchanged: written only to record a first probe time, or to refresh
+	// it every StatusInterval.
+	if unchanged && (now == nil || (last != nil && time.Since(last.Time) < r.StatusInterval)) {
 		return nil
 	}
 	if now != nil {

@@ -623,3 +623,34 @@ func TestRotateOnDemand(t *testing.T) {
 		return condition(m, marinav1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
 }
+
+// TestSecretGoneBeforeDelete unjoins a member whose kubeconfig Secret was
+// deleted before it (a policy pruning both, a namespace going): the
+// control plane is cleaned, and the finalizer is released with a Warning
+// naming what stayed in the member.
+func TestSecretGoneBeforeDelete(t *testing.T) {
+	ctx := context.Background()
+	controlPlane(t, "secretless")
+	s := secret(t, "edge-f-kubeconfig", "kubeconfig", memberKubeconfig)
+	mc := memberCluster(t, "edge-f", marinav1alpha1.MemberClusterSpec{
+		KubeconfigSecretRef: &marinav1alpha1.SecretKeyReference{Name: "edge-f-kubeconfig"},
+		ControlPlanes:       cps("secretless"),
+	})
+	waitFor(t, mc, "Ready", func(m *marinav1alpha1.MemberCluster) bool {
+		return condition(m, marinav1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+	if err := k8s.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, mc); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, mc)
+	if _, err := federationCluster(t, "edge-f"); !apierrors.IsNotFound(err) {
+		t.Errorf("the Cluster after deletion: %v, want NotFound", err)
+	}
+	// The client made before the Secret went still reached the member.
+	if n := memberTokens(t, "edge-f"); n != 0 {
+		t.Errorf("%d token Secrets left in the member", n)
+	}
+}

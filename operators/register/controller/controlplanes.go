@@ -80,9 +80,9 @@ func (r *Reconciler) pair(p *pass, name string, fed *federation) join.Pair {
 		RevokeAfter:    r.TokenRevokeAfter,
 	}
 	if v := p.mc.Annotations[AnnotationRotateTokens]; v != "" {
-		// A bad value is reported once per pass by the caller; here it
-		// only rotates nothing.
-		if at, err := time.Parse(time.RFC3339, v); err == nil {
+		// A bad or future value rotates nothing (reconcileNormal reports
+		// it): a time to come would be due on every pass.
+		if at, err := time.Parse(time.RFC3339, v); err == nil && !at.After(time.Now()) {
 			jp.RotateBefore = at
 		}
 	}
@@ -270,11 +270,19 @@ func (r *Reconciler) readiness(ctx context.Context, p *pass, st *marinav1alpha1.
 	set(metav1.ConditionFalse, reason, msg)
 }
 
+// unjoinState is where an unjoin from one control plane stands.
+type unjoinState int
+
+const (
+	unjoinFederationPending unjoinState = iota
+	unjoinMemberPending
+	unjoinDone
+)
+
 // unjoinControlPlane unjoins the member from one control plane: its side
-// first (the engine stops using the member), then the member's. It says
-// whether both are done; what is left is reported in the control plane's
-// status entry.
-func (r *Reconciler) unjoinControlPlane(ctx context.Context, p *pass, name string) bool {
+// first (the engine stops using the member), then the member's. What is
+// left is reported in the control plane's status entry.
+func (r *Reconciler) unjoinControlPlane(ctx context.Context, p *pass, name string) unjoinState {
 	mc := p.mc
 	st := ensureControlPlaneStatus(mc, name)
 	report := func(msg string) {
@@ -286,12 +294,12 @@ func (r *Reconciler) unjoinControlPlane(ctx context.Context, p *pass, name strin
 		done, err := join.UnjoinFederation(ctx, r.pair(p, name, fed))
 		if err != nil {
 			report(fmt.Sprintf("unjoining from control plane %s: %v", name, err))
-			return false
+			return unjoinFederationPending
 		}
 		if !done {
 			p.soon = true
 			report(fmt.Sprintf("waiting for control plane %s to delete Cluster %s (the engine removes what it propagated to the member first)", name, mc.Name))
-			return false
+			return unjoinFederationPending
 		}
 	case reason == marinav1alpha1.ReasonControlPlaneNotFound:
 		// A control plane that is gone holds nothing any more.
@@ -299,24 +307,24 @@ func (r *Reconciler) unjoinControlPlane(ctx context.Context, p *pass, name strin
 		// Another data center's: nothing of this operator's is there.
 	default:
 		report(fmt.Sprintf("cannot unjoin from control plane %s yet: %s", name, msg))
-		return false
+		return unjoinFederationPending
 	}
 	r.joins.Delete(joinKey{member: mc.UID, controlPlane: name})
 	if p.member == nil && p.memberGone {
 		// The cluster itself is being deleted: its side goes with it.
-		return true
+		return unjoinDone
 	}
 	if p.member == nil {
 		report(fmt.Sprintf("unjoined from control plane %s; the member's side (token Secrets in namespace %s) is cleaned once the member's credentials work again", name, join.Namespace))
-		return false
+		return unjoinMemberPending
 	}
 	if err := join.UnjoinMember(ctx, r.pair(p, name, nil)); err != nil {
 		if p.memberGone {
 			// Its cluster is being deleted and no longer answers.
-			return true
+			return unjoinDone
 		}
 		report(fmt.Sprintf("unjoined from control plane %s; cleaning the member's side failed, retrying: %v", name, err))
-		return false
+		return unjoinMemberPending
 	}
-	return true
+	return unjoinDone
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -80,6 +81,9 @@ func (r *Reconciler) kubeconfigFromSecret(ctx context.Context, namespace, name, 
 	data := sec.Data[key]
 	if len(data) == 0 {
 		return nil, &sourceProblem{reason: marinav1alpha1.ReasonInvalidSecret, message: fmt.Sprintf("Secret %s has no key %q with a kubeconfig", name, key)}
+	}
+	if err := onlyInlineCredentials(data); err != nil {
+		return nil, &sourceProblem{reason: marinav1alpha1.ReasonInvalidSecret, message: fmt.Sprintf("Secret %s key %q: %v", name, key, err)}
 	}
 	cfg, err := kubeconfig.RESTConfig(data)
 	if err != nil {
@@ -162,4 +166,31 @@ func controlPlaneInitialized(c *unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// onlyInlineCredentials refuses a kubeconfig that names files or runs
+// programs: read in the operator's pod, a path such as
+// /var/run/secrets/kubernetes.io/serviceaccount/token would hand the
+// operator's own credentials to whatever server the kubeconfig names.
+func onlyInlineCredentials(data []byte) error {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return fmt.Errorf("read kubeconfig: %w", err)
+	}
+	for name, c := range cfg.Clusters {
+		if c.CertificateAuthority != "" {
+			return fmt.Errorf("cluster %q reads its CA from the file %s: put it inline (certificate-authority-data)", name, c.CertificateAuthority)
+		}
+	}
+	for name, u := range cfg.AuthInfos {
+		switch {
+		case u.TokenFile != "", u.ClientCertificate != "", u.ClientKey != "":
+			return fmt.Errorf("user %q reads credentials from files: put them inline (token, client-certificate-data, client-key-data)", name)
+		case u.Exec != nil || u.AuthProvider != nil:
+			return fmt.Errorf("user %q runs a credential plugin, which the operator cannot: give it a token or a client certificate", name)
+		case u.Impersonate != "" || len(u.ImpersonateGroups) > 0:
+			return fmt.Errorf("user %q impersonates another: give the member's own credentials", name)
+		}
+	}
+	return nil
 }

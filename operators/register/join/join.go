@@ -319,6 +319,10 @@ func (p Pair) memberSide(ctx context.Context) (map[string]token, string, error) 
 // plane first holds its token; older tokens are revoked RevokeAfter later.
 const AnnotationInUseSince = "marina.dev/in-use-since"
 
+// annotationRotatedFor marks a token Secret made for a rotation asked for
+// (Pair.RotateBefore), so that the same request never rotates twice.
+const annotationRotatedFor = "marina.dev/rotated-for"
+
 // currentToken returns the token the control plane is to hold: the newest
 // filled token Secret of this control plane and ServiceAccount. It makes
 // the first one, and a new one once the newest is older than RotateAfter;
@@ -336,10 +340,19 @@ func (p Pair) currentToken(ctx context.Context, sa, of string) (*token, string, 
 	}
 	secrets := tokenSecretsByAge(list.Items)
 	now := p.now()
-	due := func(newest time.Time) bool {
-		return (p.RotateAfter > 0 && now.Sub(newest) >= p.RotateAfter) || newest.Before(p.RotateBefore)
+	asked := ""
+	if !p.RotateBefore.IsZero() {
+		asked = p.RotateBefore.UTC().Format(time.RFC3339)
 	}
-	if len(secrets) == 0 || due(secrets[len(secrets)-1].CreationTimestamp.Time) {
+	due := func(newest *corev1.Secret) bool {
+		if p.RotateAfter > 0 && now.Sub(newest.CreationTimestamp.Time) >= p.RotateAfter {
+			return true
+		}
+		// Made for this very request already: a member whose clock is
+		// behind would otherwise date it before the time asked for.
+		return newest.CreationTimestamp.Before(&metav1.Time{Time: p.RotateBefore}) && newest.Annotations[annotationRotatedFor] != asked
+	}
+	if len(secrets) == 0 || due(&secrets[len(secrets)-1]) {
 		name := sa + "-" + p.ControlPlaneID
 		if len(secrets) > 0 {
 			name = fmt.Sprintf("%s-%d", name, now.Unix())
@@ -350,6 +363,9 @@ func (p Pair) currentToken(ctx context.Context, sa, of string) (*token, string, 
 				Annotations: map[string]string{corev1.ServiceAccountNameKey: sa},
 			},
 			Type: corev1.SecretTypeServiceAccountToken,
+		}
+		if asked != "" {
+			sec.Annotations[annotationRotatedFor] = asked
 		}
 		if err := createIfMissing(ctx, c, sec); err != nil {
 			return nil, "", fmt.Errorf("member: token Secret %s/%s: %w", Namespace, name, err)
@@ -558,6 +574,11 @@ func (p Pair) applySecret(ctx context.Context, name string, data map[string][]by
 // one field, which whoever writes it replaces whole.
 const annotationTaints = "marina.dev/taints"
 
+// annotationLabels lists the label keys of spec.clusterLabels Marina set
+// on a Cluster: a key removed from the spec changes it, so the apply that
+// removes the label runs.
+const annotationLabels = "marina.dev/cluster-labels"
+
 // applyCluster writes the engine's Cluster unless it is as wanted already.
 func (p Pair) applyCluster(ctx context.Context, id string) (*unstructured.Unstructured, error) {
 	c := p.Federation
@@ -629,11 +650,23 @@ func (p Pair) desiredCluster(id string, live *unstructured.Unstructured, exists 
 
 	var mine []string
 	var taints []any
+	var liveTaints []any
+	if exists {
+		liveTaints, _, _ = unstructured.NestedSlice(live.Object, "spec", "taints")
+	}
 	for _, t := range props.Taints {
 		mine = append(mine, t.Key)
 		m := map[string]any{"key": t.Key, "effect": string(t.Effect)}
 		if t.Value != "" {
 			m["value"] = t.Value
+		}
+		// The engine stamps timeAdded on NoExecute taints; keeping it
+		// keeps a toleration's countdown running and the list unchanged.
+		for _, l := range liveTaints {
+			lm, _ := l.(map[string]any)
+			if lm["key"] == t.Key && lm["effect"] == string(t.Effect) && lm["timeAdded"] != nil {
+				m["timeAdded"] = lm["timeAdded"]
+			}
 		}
 		taints = append(taints, m)
 	}
@@ -655,7 +688,10 @@ func (p Pair) desiredCluster(id string, live *unstructured.Unstructured, exists 
 	u.SetGroupVersionKind(ClusterGVK)
 	u.SetName(p.Cluster)
 	u.SetLabels(labels)
-	u.SetAnnotations(map[string]string{annotationTaints: strings.Join(mine, ",")})
+	u.SetAnnotations(map[string]string{
+		annotationTaints: strings.Join(mine, ","),
+		annotationLabels: strings.Join(slices.Sorted(maps.Keys(props.ClusterLabels)), ","),
+	})
 	return u
 }
 

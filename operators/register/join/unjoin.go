@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -117,12 +118,21 @@ func deleteNamespaceIfOnlyOurs(ctx context.Context, c client.Client, p Pair) err
 			return nil
 		}
 	}
-	secrets := &corev1.SecretList{}
-	if err := c.List(ctx, secrets, client.InNamespace(Namespace)); err != nil {
-		return fmt.Errorf("member: list Secrets in %s: %w", Namespace, err)
-	}
-	if len(secrets.Items) > 0 {
-		return nil
+	// Anything else in it is someone else's: the namespace stays.
+	for _, l := range []client.ObjectList{&corev1.SecretList{}, &corev1.ConfigMapList{}, &corev1.PodList{}, &rbacv1.RoleList{}, &rbacv1.RoleBindingList{}} {
+		if err := c.List(ctx, l, client.InNamespace(Namespace)); err != nil {
+			return fmt.Errorf("member: list %T in %s: %w", l, Namespace, err)
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			return err
+		}
+		for _, o := range items {
+			// Every namespace gets the cluster's CA bundle.
+			if o.(client.Object).GetName() != "kube-root-ca.crt" {
+				return nil
+			}
+		}
 	}
 	if err := c.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("member: delete namespace %s: %w", Namespace, err)

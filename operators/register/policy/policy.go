@@ -116,7 +116,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	sources, skipped, err := r.sources(ctx, rp)
+	// A selector that cannot be read leaves every member's control planes
+	// as they are, rather than taking them all away.
+	keepControlPlanes := controlPlanes == nil && err != nil
+	sources, evaluated, skipped, err := r.sources(ctx, rp)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -127,7 +130,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	want := map[string]bool{}
 	for _, s := range sources {
 		want[s.name] = true
-		msg, err := r.ensureMember(ctx, rp, s, controlPlanes)
+		msg, err := r.ensureMember(ctx, rp, s, controlPlanes, keepControlPlanes)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -135,7 +138,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			problems = append(problems, msg)
 		}
 	}
-	if err := r.prune(ctx, rp, want); err != nil {
+	if err := r.prune(ctx, rp, want, evaluated); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -196,9 +199,19 @@ func (r *Reconciler) controlPlanes(ctx context.Context, rp *marinav1alpha1.Regis
 
 // sources lists the clusters the policy selects; skipped says which it
 // cannot register and why.
-func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy) ([]source, []string, error) {
+//
+// evaluated says which kinds of source were read in full (clusterAPI,
+// kubeconfigSecrets): only their MemberClusters may be pruned, so that a
+// source that cannot be read now (Cluster API not served, a bad selector)
+// never unjoins every member it registered.
+func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy) ([]source, map[string]bool, []string, error) {
 	var out []source
 	var skipped []string
+	// A kind the policy no longer names selects nothing, for sure.
+	evaluated := map[string]bool{
+		sourceClusterAPI:        rp.Spec.Sources.ClusterAPI == nil,
+		sourceKubeconfigSecrets: rp.Spec.Sources.KubeconfigSecrets == nil,
+	}
 	add := func(name, from string, spec marinav1alpha1.MemberClusterSpec) {
 		if len(name) > 48 || len(validation.IsDNS1123Label(name)) > 0 {
 			skipped = append(skipped, fmt.Sprintf("%s %s: its name is no DNS label of at most 48 characters, which the engine's Cluster needs", from, name))
@@ -218,11 +231,13 @@ func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.Registratio
 			if err != nil {
 				skipped = append(skipped, fmt.Sprintf("spec.sources.clusterAPI.selector: %v", err))
 				sel = labels.Nothing()
+			} else {
+				evaluated[sourceClusterAPI] = true
 			}
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(r.capi.GroupVersion().WithKind("ClusterList"))
 			if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-				return nil, nil, fmt.Errorf("list Cluster API Clusters: %w", err)
+				return nil, nil, nil, fmt.Errorf("list Cluster API Clusters: %w", err)
 			}
 			for _, c := range list.Items {
 				if c.GetDeletionTimestamp() != nil {
@@ -237,9 +252,10 @@ func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.Registratio
 		if err != nil || sel.Empty() {
 			skipped = append(skipped, "spec.sources.kubeconfigSecrets.selector selects nothing valid")
 		} else {
+			evaluated[sourceKubeconfigSecrets] = true
 			list := &corev1.SecretList{}
 			if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-				return nil, nil, fmt.Errorf("list kubeconfig Secrets: %w", err)
+				return nil, nil, nil, fmt.Errorf("list kubeconfig Secrets: %w", err)
 			}
 			for _, s := range list.Items {
 				if s.DeletionTimestamp != nil {
@@ -249,13 +265,27 @@ func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.Registratio
 			}
 		}
 	}
-	return out, skipped, nil
+	return out, evaluated, skipped, nil
+}
+
+const (
+	sourceClusterAPI        = "clusterAPI"
+	sourceKubeconfigSecrets = "kubeconfigSecrets"
+)
+
+// sourceKind is the kind of source a MemberCluster the policy made came
+// from.
+func sourceKind(mc *marinav1alpha1.MemberCluster) string {
+	if mc.Spec.ClusterRef != nil {
+		return sourceClusterAPI
+	}
+	return sourceKubeconfigSecrets
 }
 
 // ensureMember creates or updates the MemberCluster of one source; a
 // MemberCluster of that name that the policy did not make is left alone
 // and reported.
-func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy, s source, controlPlanes []string) (string, error) {
+func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy, s source, controlPlanes []string, keepControlPlanes bool) (string, error) {
 	mc := &marinav1alpha1.MemberCluster{}
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rp.Namespace, Name: s.name}, mc)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -284,7 +314,8 @@ func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.Regist
 	mc.Labels[LabelRegistrationPolicy] = rp.Name
 	mc.Labels[marinav1alpha1.LabelManagedBy] = marinav1alpha1.ManagedByValue
 	if err := controllerutil.SetControllerReference(rp, mc, r.Client.Scheme()); err != nil {
-		return "", err
+		// Another controller owns it: theirs.
+		return fmt.Sprintf("cluster %s: its MemberCluster is controlled by another object: %v", s.name, err), nil
 	}
 	mc.Spec.KubeconfigSecretRef, mc.Spec.ClusterRef = s.spec.KubeconfigSecretRef, s.spec.ClusterRef
 	mc.Spec.ClusterProperties = rp.Spec.Template
@@ -293,7 +324,7 @@ func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.Regist
 	}
 	// Manual approval: a person names the control planes; the policy
 	// never takes them away.
-	if rp.Spec.Approval != marinav1alpha1.ApprovalManual {
+	if rp.Spec.Approval != marinav1alpha1.ApprovalManual && !keepControlPlanes {
 		mc.Spec.ControlPlanes = nil
 		for _, name := range controlPlanes {
 			mc.Spec.ControlPlanes = append(mc.Spec.ControlPlanes, marinav1alpha1.ControlPlaneReference{Name: name})
@@ -318,14 +349,14 @@ func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.Regist
 
 // prune deletes the policy's MemberClusters whose source is gone or no
 // longer selected; their finalizers unjoin them first.
-func (r *Reconciler) prune(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy, want map[string]bool) error {
+func (r *Reconciler) prune(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy, want, evaluated map[string]bool) error {
 	list := &marinav1alpha1.MemberClusterList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace), client.MatchingLabels{LabelRegistrationPolicy: rp.Name}); err != nil {
 		return err
 	}
 	for i := range list.Items {
 		mc := &list.Items[i]
-		if want[mc.Name] || !metav1.IsControlledBy(mc, rp) || !mc.DeletionTimestamp.IsZero() {
+		if want[mc.Name] || !evaluated[sourceKind(mc)] || !metav1.IsControlledBy(mc, rp) || !mc.DeletionTimestamp.IsZero() {
 			continue
 		}
 		if err := r.Client.Delete(ctx, mc, client.Preconditions{UID: &mc.UID}); client.IgnoreNotFound(err) != nil {

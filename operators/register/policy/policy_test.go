@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,5 +304,25 @@ func TestManualAndConflicts(t *testing.T) {
 	eventually(t, "edge-3 registered", func() bool { _, ok := members(t, ns)["edge-3"]; return ok })
 	if got := cpNames(members(t, ns)["edge-2"]); !slices.Equal(got, []string{"dc1-a"}) {
 		t.Errorf("the approved control planes became %v", got)
+	}
+
+	// A selector that cannot be read prunes nothing: it is reported.
+	latest := &marinav1alpha1.RegistrationPolicy{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(rp), latest); err != nil {
+		t.Fatal(err)
+	}
+	rpBefore := latest.DeepCopy()
+	latest.Spec.Sources.ClusterAPI.Selector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Sometimes"}}}
+	if err := k8s.Patch(ctx, latest, client.MergeFrom(rpBefore)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the bad selector reported", func() bool {
+		got := &marinav1alpha1.RegistrationPolicy{}
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(rp), got)
+		c := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionReady)
+		return c != nil && c.ObservedGeneration == got.Generation && strings.Contains(c.Message, "spec.sources.clusterAPI.selector")
+	})
+	if _, ok := members(t, ns)["edge-2"]; !ok {
+		t.Error("a selector that cannot be read unregistered the members")
 	}
 }
