@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -220,4 +222,32 @@ func EngineBundle(t testing.TB, version string) string {
 		t.Fatal(err)
 	}
 	return b.Path
+}
+
+// ControlPlane is a valid ControlPlane with the engine's components off on
+// an external etcd that need not exist, for tests of operators that read
+// ControlPlanes without provisioning them (the register operator's).
+func ControlPlane(namespace, name, dataCenter string) *marinav1alpha1.ControlPlane {
+	off := ptr.To(false)
+	return &marinav1alpha1.ControlPlane{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: marinav1alpha1.ControlPlaneSpec{
+			Version:    "v1.16.0",
+			DataCenter: dataCenter,
+			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
+				Endpoints:    []string{"https://127.0.0.1:2379"},
+				TLSSecretRef: marinav1alpha1.SecretReference{Name: "etcd-client"},
+				KeyPrefix:    "/marina/" + dataCenter + "/" + namespace + "/" + name,
+			}},
+			Certificates: marinav1alpha1.CertificatesSpec{CASecretRef: &marinav1alpha1.SecretReference{Name: name + "-ca"}},
+			Components: marinav1alpha1.ComponentsSpec{
+				AggregatedAPIServer: marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				ControllerManager:   marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Scheduler:           marinav1alpha1.SchedulerComponent{OptionalComponentSpec: marinav1alpha1.OptionalComponentSpec{Enabled: off}},
+				MetricsAdapter:      marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Search:              marinav1alpha1.OptionalComponentSpec{Enabled: off},
+				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
+			},
+		},
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/register/capi"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -100,8 +101,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&marinav1alpha1.MemberCluster{}).
 		Watches(&corev1.Secret{}, enqueueBySecret(mgr.GetClient())).
 		Watches(&marinav1alpha1.ControlPlane{}, enqueueByControlPlane(mgr.GetClient()))
-	if served(mgr, capiClusterV1beta2) || served(mgr, capiClusterV1beta1) {
-		b = b.Watches(capiWatchObject(mgr), enqueueByClusterAPI(mgr.GetClient()))
+	if gvk := capi.Served(mgr.GetRESTMapper()); gvk != nil {
+		b = b.Watches(capiWatchObject(*gvk), enqueueByClusterAPI(mgr.GetClient()))
 	} else {
 		mgr.GetLogger().Info("The management cluster serves no Cluster API Clusters: MemberClusters with spec.clusterRef are checked on each probe only")
 	}

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -147,28 +146,7 @@ func kubeconfigOf(e *testenv.Env, dir string) ([]byte, error) {
 func controlPlane(t *testing.T, name string) *marinav1alpha1.ControlPlane {
 	t.Helper()
 	ctx := context.Background()
-	off := ptr.To(false)
-	cp := &marinav1alpha1.ControlPlane{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: marinav1alpha1.ControlPlaneSpec{
-			Version:    "v1.16.0",
-			DataCenter: "dc1",
-			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
-				Endpoints:    []string{"https://127.0.0.1:2379"},
-				TLSSecretRef: marinav1alpha1.SecretReference{Name: "etcd-client"},
-				KeyPrefix:    "/marina/dc1/" + ns + "/" + name,
-			}},
-			Certificates: marinav1alpha1.CertificatesSpec{CASecretRef: &marinav1alpha1.SecretReference{Name: name + "-ca"}},
-			Components: marinav1alpha1.ComponentsSpec{
-				AggregatedAPIServer: marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				ControllerManager:   marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Scheduler:           marinav1alpha1.SchedulerComponent{OptionalComponentSpec: marinav1alpha1.OptionalComponentSpec{Enabled: off}},
-				MetricsAdapter:      marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Search:              marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
-			},
-		},
-	}
+	cp := testenv.ControlPlane(ns, name, "dc1")
 	if err := k8s.Create(ctx, cp); err != nil {
 		t.Fatal(err)
 	}

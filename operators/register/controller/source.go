@@ -10,21 +10,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/kubeconfig"
-)
-
-// Cluster API's Cluster, read as unstructured objects at the version the
-// management cluster serves (v1beta2 in current releases, v1beta1 before),
-// so that Marina works with either and needs none of Cluster API's code.
-var (
-	capiClusterV1beta2 = schema.GroupVersionKind{Group: "cluster.x-k8s.io", Version: "v1beta2", Kind: "Cluster"}
-	capiClusterV1beta1 = schema.GroupVersionKind{Group: "cluster.x-k8s.io", Version: "v1beta1", Kind: "Cluster"}
+	"github.com/marina-platform/marina/operators/register/capi"
 )
 
 const (
@@ -32,8 +24,6 @@ const (
 	DefaultKubeconfigKey = "kubeconfig"
 	// capiKubeconfigKey is the key of Cluster API's <name>-kubeconfig Secret.
 	capiKubeconfigKey = "value"
-	// capiPausedAnnotation pauses a Cluster as spec.paused does.
-	capiPausedAnnotation = "cluster.x-k8s.io/paused"
 )
 
 // credentials are a member's kubeconfig as its source gives it.
@@ -90,9 +80,6 @@ func (r *Reconciler) kubeconfigFromSecret(ctx context.Context, namespace, name, 
 		// The parser's message names the broken field, never a credential.
 		return nil, &sourceProblem{reason: marinav1alpha1.ReasonInvalidSecret, message: fmt.Sprintf("Secret %s key %q: %v", name, key, err)}
 	}
-	if cfg.ExecProvider != nil || cfg.AuthProvider != nil {
-		return nil, &sourceProblem{reason: marinav1alpha1.ReasonInvalidSecret, message: fmt.Sprintf("Secret %s key %q: the kubeconfig runs a credential plugin, which the operator cannot: give it a token or a client certificate", name, key)}
-	}
 	cfg.Timeout = 15 * time.Second
 	cfg.QPS, cfg.Burst = 10, 20
 	cfg.UserAgent = FieldManager
@@ -115,10 +102,10 @@ func (r *Reconciler) clusterAPIGate(ctx context.Context, namespace, name string)
 		return &sourceProblem{reason: marinav1alpha1.ReasonWaitingForClusterAPI, gone: true,
 			message: fmt.Sprintf("the Cluster API Cluster %s is being deleted", name)}
 	}
-	if paused, _, _ := unstructured.NestedBool(c.Object, "spec", "paused"); paused || c.GetAnnotations()[capiPausedAnnotation] != "" {
+	if capi.Paused(c) {
 		return &sourceProblem{reason: marinav1alpha1.ReasonPaused, message: fmt.Sprintf("the Cluster API Cluster %s is paused; the join waits until it is resumed", name)}
 	}
-	if !controlPlaneInitialized(c) {
+	if !capi.ControlPlaneInitialized(c) {
 		return &sourceProblem{reason: marinav1alpha1.ReasonWaitingForClusterAPI, message: fmt.Sprintf("the control plane of Cluster API Cluster %s is not initialized yet", name)}
 	}
 	return nil
@@ -127,7 +114,7 @@ func (r *Reconciler) clusterAPIGate(ctx context.Context, namespace, name string)
 // capiCluster reads a Cluster API Cluster at v1beta2, or v1beta1 where the
 // management cluster serves no v1beta2; nil when it does not exist.
 func (r *Reconciler) capiCluster(ctx context.Context, namespace, name string) (*unstructured.Unstructured, error) {
-	for _, gvk := range []schema.GroupVersionKind{capiClusterV1beta2, capiClusterV1beta1} {
+	for _, gvk := range capi.Versions {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, u)
@@ -144,28 +131,6 @@ func (r *Reconciler) capiCluster(ctx context.Context, namespace, name string) (*
 	}
 	return nil, &sourceProblem{reason: marinav1alpha1.ReasonWaitingForClusterAPI,
 		message: "the management cluster serves no Cluster API Clusters (cluster.x-k8s.io v1beta2 or v1beta1): install Cluster API, or use spec.kubeconfigSecretRef"}
-}
-
-// controlPlaneInitialized is Cluster API's gate for a workload cluster
-// whose API server answers: v1beta2's status.initialization, v1beta1's
-// ControlPlaneInitialized condition or status.controlPlaneReady.
-func controlPlaneInitialized(c *unstructured.Unstructured) bool {
-	if ok, _, _ := unstructured.NestedBool(c.Object, "status", "initialization", "controlPlaneInitialized"); ok {
-		return true
-	}
-	if ok, _, _ := unstructured.NestedBool(c.Object, "status", "controlPlaneReady"); ok {
-		return true
-	}
-	for _, path := range [][]string{{"status", "conditions"}, {"status", "deprecated", "v1beta1", "conditions"}} {
-		conds, _, _ := unstructured.NestedSlice(c.Object, path...)
-		for _, x := range conds {
-			m, _ := x.(map[string]any)
-			if m["type"] == "ControlPlaneInitialized" && m["status"] == "True" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // onlyInlineCredentials refuses a kubeconfig that names files or runs

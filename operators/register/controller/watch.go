@@ -93,18 +93,9 @@ func enqueueByControlPlane(c client.Client) handler.EventHandler {
 }
 func enqueueByClusterAPI(c client.Client) handler.EventHandler { return enqueueBy(c, indexClusterAPI) }
 
-// served says whether the management cluster serves a kind.
-func served(mgr ctrl.Manager, gvk schema.GroupVersionKind) bool {
-	_, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
-	return err == nil
-}
-
 // capiWatchObject is the Cluster API Cluster at the version served.
-func capiWatchObject(mgr ctrl.Manager) client.Object {
+func capiWatchObject(gvk schema.GroupVersionKind) client.Object {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(capiClusterV1beta1)
-	if served(mgr, capiClusterV1beta2) {
-		u.SetGroupVersionKind(capiClusterV1beta2)
-	}
+	u.SetGroupVersionKind(gvk)
 	return u
 }

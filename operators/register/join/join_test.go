@@ -100,6 +100,16 @@ func pair(t testing.TB, name, cpID string) join.Pair {
 // the token Secrets.
 func joinUntilDone(ctx context.Context, t *testing.T, p join.Pair) join.Result {
 	t.Helper()
+	// A test that fails half-way leaves no Cluster holding the member's
+	// ID for the next one (which would then fail on a conflict).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			return join.UnjoinFederation(ctx, p)
+		})
+		_ = join.UnjoinMember(ctx, p)
+	})
 	var res join.Result
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		var err error

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/register/capi"
 )
 
 // LabelRegistrationPolicy names the policy a MemberCluster was made by.
@@ -35,11 +36,6 @@ const LabelRegistrationPolicy = "marina.dev/registration-policy"
 
 // maxControlPlanes is MemberCluster spec.controlPlanes' limit.
 const maxControlPlanes = 16
-
-var (
-	capiV1beta2 = schema.GroupVersionKind{Group: "cluster.x-k8s.io", Version: "v1beta2", Kind: "Cluster"}
-	capiV1beta1 = schema.GroupVersionKind{Group: "cluster.x-k8s.io", Version: "v1beta1", Kind: "Cluster"}
-)
 
 // Reconciler makes and removes a RegistrationPolicy's MemberClusters.
 type Reconciler struct {
@@ -56,12 +52,7 @@ type Reconciler struct {
 // ControlPlane or to one of its MemberClusters runs the policies of that
 // namespace again.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	for _, gvk := range []schema.GroupVersionKind{capiV1beta2, capiV1beta1} {
-		if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
-			r.capi = &gvk
-			break
-		}
-	}
+	r.capi = capi.Served(mgr.GetRESTMapper())
 	all := handler.EnqueueRequestsFromMapFunc(r.policiesOf)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("registrationpolicy").
