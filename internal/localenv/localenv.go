@@ -17,9 +17,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -388,6 +390,12 @@ func (e *Env) Up(ctx context.Context) error {
 	return nil
 }
 
+// waitNodeReady waits for the node's Ready condition. A node process that
+// exits meanwhile is started again, at most twice, as systemd does for the
+// kubelet on a real machine; a slow machine can make the kubelet give up
+// early in its start (its first contact with a busy API server or
+// containerd). A node that stays not Ready is reported with what the
+// kubelet says and the end of its log, so the reason is in the error.
 func waitNodeReady(ctx context.Context, n node.Node) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -395,29 +403,55 @@ func waitNodeReady(ctx context.Context, n node.Node) error {
 	if err != nil {
 		return err
 	}
+	restarts := map[string]int{}
+	var exits []string
+	why := ""
 	for {
-		if ready, _ := nodeReady(ctx, cs, n.Name); ready {
+		ready, now := nodeReady(ctx, cs, n.Name)
+		if ready {
 			return nil
+		}
+		if ctx.Err() == nil {
+			why = now
+		}
+		for _, s := range n.Processes() {
+			if _, ok := proc.Running(s); ok || restarts[s.Name] == 2 {
+				continue
+			}
+			restarts[s.Name]++
+			exits = append(exits, fmt.Sprintf("%s exited; its log ended with:\n%s", s.Name, proc.LogTail(s, 10)))
+			if _, err := proc.Start(s); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node %s not Ready (log: %s)", n.Name, filepath.Join(n.Dir, "kubelet.log"))
+			kubelet := n.Processes()[1]
+			msg := fmt.Sprintf("node %s not Ready within 3m: %s", n.Name, why)
+			if len(exits) > 0 {
+				msg += "\n" + strings.Join(exits, "\n")
+			}
+			return fmt.Errorf("%s\nkubelet log (%s) ends with:\n%s", msg, kubelet.LogFile(), proc.LogTail(kubelet, 15))
 		case <-time.After(time.Second):
 		}
 	}
 }
 
-func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) (bool, error) {
+// nodeReady reports whether the node is Ready and, when not, why.
+func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) (bool, string) {
 	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, "the kubelet never registered the node"
+	}
 	if err != nil {
-		return false, err
+		return false, err.Error()
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue, nil
+			return c.Status == corev1.ConditionTrue, fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
 		}
 	}
-	return false, nil
+	return false, "the node has no Ready condition yet"
 }
 
 func clientset(kubeconfig string) (kubernetes.Interface, error) {
@@ -529,10 +563,10 @@ func (e *Env) Status(ctx context.Context) []Part {
 			nodePart := Part{DataCenter: dc.Name, Name: "node " + n.Name}
 			if cs, err := clientset(n.Cluster.AdminKubeconfig()); err != nil {
 				nodePart.Detail = err.Error()
-			} else if ready, err := nodeReady(ctx, cs, n.Name); err != nil {
-				nodePart.Detail = err.Error()
+			} else if ready, why := nodeReady(ctx, cs, n.Name); ready {
+				nodePart.Healthy, nodePart.Detail = true, "Ready"
 			} else {
-				nodePart.Healthy, nodePart.Detail = ready, map[bool]string{true: "Ready", false: "NotReady"}[ready]
+				nodePart.Detail = why
 			}
 			parts = append(parts, nodePart)
 		}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,9 +64,13 @@ func TestClusterServesAndStopsCleanly(t *testing.T) {
 	if kubeconfigAfter, _ := os.ReadFile(c.AdminKubeconfig()); string(kubeconfigAfter) != string(kubeconfigBefore) {
 		t.Error("second Start rewrote the admin kubeconfig")
 	}
-	for name, pid := range pids(c) {
-		if pidsBefore[name] != pid {
-			t.Errorf("second Start restarted %s", name)
+	for _, s := range c.Processes() {
+		if pid, _ := proc.Running(s); pidsBefore[s.Name] != pid {
+			// Say whether the first one died (its log says why) or was
+			// taken for dead while it ran.
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", pidsBefore[s.Name]))
+			t.Errorf("second Start restarted %s (pid %d, still there: %t); its log ends with:\n%s",
+				s.Name, pidsBefore[s.Name], err == nil, proc.LogTail(s, 20))
 		}
 	}
 
