@@ -679,6 +679,13 @@ type ControlPlaneStatus struct {
 	// +optional
 	AdminKubeconfigSecretRef *SecretKeyReference `json:"adminKubeconfigSecretRef,omitempty"`
 
+	// RegistrationKubeconfigSecretRef is the Secret (key kubeconfig) holding
+	// the register operator's kubeconfig for the federation API server:
+	// the user marina:register-operator, who may only join and unjoin
+	// member clusters (the engine's Clusters and their credential Secrets).
+	// +optional
+	RegistrationKubeconfigSecretRef *SecretKeyReference `json:"registrationKubeconfigSecretRef,omitempty"`
+
 	// Version of the engine that runs now; it differs from spec.version
 	// while an upgrade rolls out.
 	// +optional

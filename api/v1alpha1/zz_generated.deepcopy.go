@@ -378,6 +378,11 @@ func (in *ControlPlaneStatus) DeepCopyInto(out *ControlPlaneStatus) {
 		*out = new(SecretKeyReference)
 		**out = **in
 	}
+	if in.RegistrationKubeconfigSecretRef != nil {
+		in, out := &in.RegistrationKubeconfigSecretRef, &out.RegistrationKubeconfigSecretRef
+		*out = new(SecretKeyReference)
+		**out = **in
+	}
 	if in.Encryption != nil {
 		in, out := &in.Encryption, &out.Encryption
 		*out = new(EncryptionStatus)

@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc, m
 		"leaderElect", opts.LeaderElect, "leaderElectionNamespace", opts.LeaderElectionNamespace,
 		"leaderElectionID", opts.LeaderElectionID)
 
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(opts.KubeAPIQPS), opts.KubeAPIBurst
+
 	scheme, err := newScheme()
 	if err != nil {
 		return err
@@ -128,6 +131,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc, m
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		LeaderElectionID:        opts.LeaderElectionID,
+		LeaseDuration:           &opts.LeaseDuration,
+		RenewDeadline:           &opts.RenewDeadline,
+		RetryPeriod:             &opts.RetryPeriod,
 		LeaderElectionLabels: map[string]string{
 			"app.kubernetes.io/name":    opts.Name,
 			"app.kubernetes.io/part-of": "marina",

@@ -23,6 +23,11 @@ func TestParseOptions(t *testing.T) {
 		LeaderElect:             true,
 		LeaderElectionNamespace: "marina-system",
 		LeaderElectionID:        "marina-test.marina.dev",
+		LeaseDuration:           60 * time.Second,
+		RenewDeadline:           40 * time.Second,
+		RetryPeriod:             15 * time.Second,
+		KubeAPIQPS:              50,
+		KubeAPIBurst:            100,
 		DataCenter:              "dc1",
 		GracefulShutdownTimeout: 30 * time.Second,
 	}
@@ -72,6 +77,11 @@ func TestParseOptions(t *testing.T) {
 				"--leader-election-namespace=ops",
 				"--leader-election-id=sync-lock",
 				"--graceful-shutdown-timeout=5s",
+				"--leader-election-lease-duration=30s",
+				"--leader-election-renew-deadline=20s",
+				"--leader-election-retry-period=5s",
+				"--kube-api-qps=10",
+				"--kube-api-burst=15",
 				"--zap-devel",
 			},
 			env: map[string]string{PodNamespaceEnv: "ignored"},
@@ -82,6 +92,11 @@ func TestParseOptions(t *testing.T) {
 				LeaderElect:             false,
 				LeaderElectionNamespace: "ops",
 				LeaderElectionID:        "sync-lock",
+				LeaseDuration:           30 * time.Second,
+				RenewDeadline:           20 * time.Second,
+				RetryPeriod:             5 * time.Second,
+				KubeAPIQPS:              10,
+				KubeAPIBurst:            15,
 				DataCenter:              "eu-west-1",
 				GracefulShutdownTimeout: 5 * time.Second,
 			},
@@ -126,6 +141,25 @@ func TestParseOptions(t *testing.T) {
 			name:    "leader election id that is not a Lease name",
 			args:    []string{"--data-center=dc1", "--leader-election-id=Sync/Lock"},
 			wantErr: `--leader-election-id="Sync/Lock" is not a Lease name`,
+		},
+		{
+			name: "leader election timing and request rate from flags",
+			args: []string{"--data-center=dc1", "--leader-election-lease-duration=15s", "--leader-election-renew-deadline=10s",
+				"--leader-election-retry-period=2s", "--kube-api-qps=20", "--kube-api-burst=30"},
+			want: with(func(o *Options) {
+				o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+				o.KubeAPIQPS, o.KubeAPIBurst = 20, 30
+			}),
+		},
+		{
+			name:    "renew deadline not shorter than the lease",
+			args:    []string{"--data-center=dc1", "--leader-election-renew-deadline=60s"},
+			wantErr: "--leader-election-lease-duration (1m0s) must be longer than --leader-election-renew-deadline (1m0s)",
+		},
+		{
+			name:    "zero request rate",
+			args:    []string{"--data-center=dc1", "--kube-api-qps=0"},
+			wantErr: "--kube-api-qps=0 and --kube-api-burst=100 must be positive",
 		},
 		{
 			name:    "negative graceful shutdown timeout",

@@ -6,6 +6,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +29,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/enginecrds"
+	"github.com/marina-platform/marina/operators/controlplane/component/registration"
 )
 
 // AssetsEnv is the environment variable naming the folder that holds the
@@ -45,17 +49,36 @@ type Env struct {
 	env *envtest.Environment
 }
 
+// Options change what StartWith runs.
+type Options struct {
+	// WithoutMarinaCRDs leaves out charts/marina/crds, for API servers that
+	// play a member cluster or a control plane.
+	WithoutMarinaCRDs bool
+}
+
 // Start starts etcd and kube-apiserver and installs the CRDs of
 // charts/marina/crds. Call Stop when done.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+func assetsDir() (string, error) {
 	assets := os.Getenv(AssetsEnv)
 	if assets == "" {
-		return nil, fmt.Errorf("%s is not set: run the tests with `make test`, which builds kube-apiserver and etcd from source, or point %s at a folder holding both", AssetsEnv, AssetsEnv)
+		return "", fmt.Errorf("%s is not set: run the tests with `make test`, which builds kube-apiserver and etcd from source, or point %s at a folder holding both", AssetsEnv, AssetsEnv)
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-			return nil, fmt.Errorf("%s=%s has no %s (run `make test-binaries`): %w", AssetsEnv, assets, bin, err)
+			return "", fmt.Errorf("%s=%s has no %s (run `make test-binaries`): %w", AssetsEnv, assets, bin, err)
 		}
+	}
+	return assets, nil
+}
+
+// StartWith starts etcd and kube-apiserver as o says.
+// Call Stop when done.
+func StartWith(o Options) (*Env, error) {
+	assets, err := assetsDir()
+	if err != nil {
+		return nil, err
 	}
 	root, err := RepoRoot()
 	if err != nil {
@@ -70,11 +93,14 @@ func Start() (*Env, error) {
 		return nil, err
 	}
 
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "marina", "crds")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, Scheme: scheme}
+	// envtest gives each process 20 s, which a loaded machine (a test
+	// package starting several API servers next to others) exceeds.
+	env.ControlPlane.Etcd = &envtest.Etcd{StartTimeout: 2 * time.Minute}
+	env.ControlPlane.GetAPIServer().StartTimeout = 2 * time.Minute
+	if !o.WithoutMarinaCRDs {
+		env.CRDDirectoryPaths = []string{filepath.Join(root, "charts", "marina", "crds")}
+		env.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -250,4 +276,29 @@ func ControlPlane(namespace, name, dataCenter string) *marinav1alpha1.ControlPla
 			},
 		},
 	}
+}
+
+// RegistrationUser grants the register operator's user what a Marina
+// control plane grants it (package registration: the engine's Clusters and
+// the Secrets of karmada-cluster) and returns that user's client
+// configuration and kubeconfig, so that the register operator's tests reach
+// their control planes with the rights it has in production, not as an
+// administrator.
+func (e *Env) RegistrationUser(ctx context.Context) (*rest.Config, []byte, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: registration.Namespace}}
+	if err := e.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, nil, err
+	}
+	if err := registration.Deploy(ctx, e.Client, "testenv", registration.User, nil); err != nil {
+		return nil, nil, err
+	}
+	user, err := e.env.AddUser(envtest.User{Name: registration.User}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("add user %s: %w", registration.User, err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	return user.Config(), kubeconfig, nil
 }

@@ -17,6 +17,7 @@ import (
 var flags struct {
 	probeInterval, statusInterval, resyncInterval time.Duration
 	tokenRotation, tokenRevokeAfter               time.Duration
+	workers                                       int
 }
 
 func init() {
@@ -30,6 +31,8 @@ func init() {
 		"Age at which the tokens a control plane holds for a member are replaced by new ones (0: never). Noticed at the next check of the join (--resync-interval).")
 	flag.DurationVar(&flags.tokenRevokeAfter, "token-revoke-after", 10*time.Minute,
 		"How long a replaced token keeps working once the control plane holds its successor.")
+	flag.IntVar(&flags.workers, "max-concurrent-reconciles", 10,
+		"How many MemberClusters are reconciled at once.")
 }
 
 func main() {
@@ -55,5 +58,6 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 
 		TokenRotation:    flags.tokenRotation,
 		TokenRevokeAfter: flags.tokenRevokeAfter,
+		Workers:          flags.workers,
 	}).SetupWithManager(mgr)
 }

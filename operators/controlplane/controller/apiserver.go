@@ -20,6 +20,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/kubeconfig"
+	"github.com/marina-platform/marina/operators/controlplane/component/registration"
 )
 
 // apiServerPort is the chart's default secure port of the federation API
@@ -232,6 +233,36 @@ func (r *Reconciler) reconcileAdminKubeconfig(ctx context.Context, s *scope) (re
 	}
 	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}
 	return proceed, nil
+}
+
+// reconcileRegistration lets the register operator in: the user
+// registration.User gets the rights to join and unjoin members in the
+// federation API server and nothing else, and its kubeconfig is published
+// for the register operator, which never holds the admin kubeconfig.
+func (r *Reconciler) reconcileRegistration(ctx context.Context, s *scope) (result, error) {
+	cp := s.cp
+	if err := r.applyFederation(ctx, s, namespace(clusterNamespace)); err != nil {
+		return proceed, err
+	}
+	if err := registration.Deploy(ctx, s.fed, FieldManager, registration.User, federationLabels(cp, "registration")); err != nil {
+		return proceed, err
+	}
+	data, err := embeddedKubeconfig(s, cp.Name+"-registration-tls", registration.User, cp.Status.Endpoint)
+	if err != nil {
+		return proceed, err
+	}
+	name := RegistrationKubeconfigSecretName(cp)
+	if err := r.applySecret(ctx, cp, name, "registration", map[string][]byte{"kubeconfig": data}); err != nil {
+		return proceed, err
+	}
+	cp.Status.RegistrationKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}
+	return proceed, nil
+}
+
+// RegistrationKubeconfigSecretName is the Secret of the register
+// operator's kubeconfig.
+func RegistrationKubeconfigSecretName(cp *marinav1alpha1.ControlPlane) string {
+	return cp.Name + "-registration-kubeconfig"
 }
 
 const heldMessage = "a change to its pods (a renewed certificate, new settings) is held while Vault does not answer, as new pods could not start their KMS plugin: it rolls once encryption is healthy again"

@@ -101,6 +101,7 @@ func (r *Reconciler) prune(ctx context.Context, s *scope) (result, error) {
 		want[key("Secret", cp.Name+"-"+part+"-kubeconfig")] = true
 	}
 	want[key("Secret", cp.Name+"-admin-kubeconfig")] = true
+	want[key("Secret", RegistrationKubeconfigSecretName(cp))] = true
 	want[key("Secret", ClientCASecretName(cp))] = true
 	if cp.Spec.Encryption != nil {
 		want[key("Secret", EncryptionConfigSecretName(cp))] = true

@@ -231,13 +231,13 @@ func TestCustomCAAndExternalEtcd(t *testing.T) {
 		t.Errorf("finalizers = %v, want %s", got.Finalizers, controller.Finalizer)
 	}
 
-	// The user's CA signs the six certificates clients and servers of the
+	// The user's CA signs the seven certificates clients and servers of the
 	// federation API server meet; the control plane's own CAs sign the
 	// front proxy's identity (and the CSRs of pull-mode agents). The
 	// serving certificate names the Service in all its forms.
 	certs := list(t, ns, "cert-manager.io/v1", "CertificateList")
-	if len(certs) != 8 {
-		t.Errorf("%d Certificates, want 8 (apiserver, front proxy, service account, admin, operator, kube-controller-manager; front-proxy and signer CAs)", len(certs))
+	if len(certs) != 9 {
+		t.Errorf("%d Certificates, want 9 (apiserver, front proxy, service account, admin, operator, registration, kube-controller-manager; front-proxy and signer CAs)", len(certs))
 	}
 	tlsSecret := func(c unstructured.Unstructured) *corev1.Secret {
 		t.Helper()

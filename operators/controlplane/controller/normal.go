@@ -55,6 +55,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		{"crds", r.reconcileCRDs},
 		{"components", r.reconcileComponents},
 		{"admin kubeconfig", r.reconcileAdminKubeconfig},
+		{"member registration access", r.reconcileRegistration},
 		{"storage migration", r.reconcileMigration},
 		{"prune", r.prune},
 	} {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,10 +23,11 @@ type clients struct {
 }
 
 type clientEntry struct {
-	key    [32]byte
-	c      client.Client
-	cs     kubernetes.Interface
-	config *rest.Config
+	key [32]byte
+	c   client.Client
+	// discovery reads /version for the probe.
+	discovery *discovery.DiscoveryClient
+	config    *rest.Config
 }
 
 func newClients() *clients { return &clients{m: map[string]clientEntry{}} }
@@ -39,15 +40,22 @@ func (cc *clients) get(id string, key [32]byte, cfg *rest.Config) (clientEntry, 
 	if e, ok := cc.m[id]; ok && e.key == key {
 		return e, nil
 	}
-	c, err := client.New(cfg, client.Options{Scheme: join.Scheme})
+	// One HTTP client (one connection) for both, and a fixed REST
+	// mapping: with thousands of members, a discovery cache and a
+	// transport each would be most of the operator's memory.
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return clientEntry{}, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	c, err := client.New(cfg, client.Options{Scheme: join.Scheme, Mapper: join.RESTMapper, HTTPClient: hc})
 	if err != nil {
 		return clientEntry{}, err
 	}
-	e := clientEntry{key: key, c: c, cs: cs, config: cfg}
+	d, err := discovery.NewDiscoveryClientForConfigAndClient(cfg, hc)
+	if err != nil {
+		return clientEntry{}, err
+	}
+	e := clientEntry{key: key, c: c, discovery: d, config: cfg}
 	cc.m[id] = e
 	return e, nil
 }
@@ -63,7 +71,7 @@ func (cc *clients) fromKubeconfig(id string, data []byte) (clientEntry, error) {
 	}
 	cfg, err := kubeconfig.RESTConfig(data)
 	if err != nil {
-		return clientEntry{}, fmt.Errorf("the control plane's admin kubeconfig: %w", err)
+		return clientEntry{}, fmt.Errorf("the register operator's kubeconfig of the control plane: %w", err)
 	}
 	cfg.Timeout = 15 * time.Second
 	cfg.QPS, cfg.Burst = 20, 40

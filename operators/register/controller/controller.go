@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -78,6 +79,10 @@ type Reconciler struct {
 	// the control plane holds its successor, for clients that read it a
 	// moment before.
 	TokenRevokeAfter time.Duration
+	// Workers is how many MemberClusters are reconciled at once; 10 when
+	// zero. A join waits on two API servers and a token controller, so
+	// one worker would take a thousand arriving members minutes.
+	Workers int
 
 	clients *clients
 	// joins holds, by joinKey, the last join that completed: what it was
@@ -99,6 +104,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&marinav1alpha1.MemberCluster{}).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.Workers}).
 		Watches(&corev1.Secret{}, enqueueBySecret(mgr.GetClient())).
 		Watches(&marinav1alpha1.ControlPlane{}, enqueueByControlPlane(mgr.GetClient()))
 	if gvk := capi.Served(mgr.GetRESTMapper()); gvk != nil {
@@ -121,6 +127,9 @@ func (r *Reconciler) defaults() {
 	}
 	if r.RetryAfter == 0 {
 		r.RetryAfter = 5 * time.Second
+	}
+	if r.Workers == 0 {
+		r.Workers = 10
 	}
 	if r.clients == nil {
 		r.clients = newClients()
@@ -203,7 +212,9 @@ func (r *Reconciler) next(req ctrl.Request, p *pass) ctrl.Result {
 				n = v.(int)
 			}
 			r.failures.Store("soon/"+key, n+1)
-			return ctrl.Result{RequeueAfter: min(time.Second<<min(n, 8), r.ProbeInterval)}
+			// The first look is a quarter second on: a token controller
+			// fills a token Secret within that, mostly.
+			return ctrl.Result{RequeueAfter: min(250*time.Millisecond<<min(n, 10), r.ProbeInterval)}
 		}
 		r.failures.Delete("soon/" + key)
 		if p.recheck > 0 && p.recheck < r.ProbeInterval {

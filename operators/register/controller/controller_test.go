@@ -87,10 +87,7 @@ func run(m *testing.M) (int, error) {
 	if err := federation.InstallCRDs([]string{filepath.Join(root, "operators", "controlplane", "component", "crds", "standin-cluster.yaml")}); err != nil {
 		return 1, err
 	}
-	if err := os.Mkdir(filepath.Join(dir, "federation"), 0o755); err != nil {
-		return 1, err
-	}
-	if federationKubeconfig, err = kubeconfigOf(federation, filepath.Join(dir, "federation")); err != nil {
+	if _, federationKubeconfig, err = federation.RegistrationUser(ctx); err != nil {
 		return 1, err
 	}
 
@@ -141,7 +138,8 @@ func kubeconfigOf(e *testenv.Env, dir string) ([]byte, error) {
 }
 
 // controlPlane makes a ControlPlane whose status says its API server
-// serves, with an admin kubeconfig of the federation test API server: the
+// serves, with the register operator's kubeconfig of the federation test
+// API server (its user has what a Marina control plane grants it): the
 // controlplane operator's part, which does not run here.
 func controlPlane(t *testing.T, name string) *marinav1alpha1.ControlPlane {
 	t.Helper()
@@ -150,8 +148,8 @@ func controlPlane(t *testing.T, name string) *marinav1alpha1.ControlPlane {
 	if err := k8s.Create(ctx, cp); err != nil {
 		t.Fatal(err)
 	}
-	secret(t, name+"-admin-kubeconfig", "kubeconfig", federationKubeconfig)
-	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name + "-admin-kubeconfig", Key: "kubeconfig"}
+	secret(t, name+"-registration-kubeconfig", "kubeconfig", federationKubeconfig)
+	cp.Status.RegistrationKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name + "-registration-kubeconfig", Key: "kubeconfig"}
 	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionAPIServerReady, Status: metav1.ConditionTrue, Reason: "Succeeded"})
 	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Succeeded"})
 	if err := k8s.Status().Update(ctx, cp); err != nil {

@@ -56,13 +56,18 @@ func (r *Reconciler) controlPlane(ctx context.Context, namespace, name string) (
 	if !cp.DeletionTimestamp.IsZero() {
 		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s is being deleted", name)
 	}
-	ref := cp.Status.AdminKubeconfigSecretRef
-	if ref == nil || !meta.IsStatusConditionTrue(cp.Status.Conditions, marinav1alpha1.ConditionAPIServerReady) {
+	if !meta.IsStatusConditionTrue(cp.Status.Conditions, marinav1alpha1.ConditionAPIServerReady) {
 		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s is not ready to serve yet (its APIServerReady condition is not True)", name)
+	}
+	// The register operator's own identity there, which may join and
+	// unjoin members and nothing else; never the admin kubeconfig.
+	ref := cp.Status.RegistrationKubeconfigSecretRef
+	if ref == nil {
+		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s has not published the register operator's kubeconfig yet (status.registrationKubeconfigSecretRef): the controlplane operator does once the API server serves", name)
 	}
 	sec := &corev1.Secret{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, sec); err != nil {
-		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s: its admin kubeconfig Secret %s: %v", name, ref.Name, err)
+		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s: the register operator's kubeconfig Secret %s: %v", name, ref.Name, err)
 	}
 	e, err := r.clients.fromKubeconfig("controlplane/"+string(cp.UID), sec.Data[ref.KeyOr("kubeconfig")])
 	if err != nil {

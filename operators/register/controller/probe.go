@@ -40,7 +40,7 @@ func (r *Reconciler) probe(ctx context.Context, p *pass) {
 }
 
 func (r *Reconciler) probeMember(ctx context.Context, p *pass) (string, int32, error) {
-	v, err := p.member.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+	v, err := p.member.discovery.RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
 	if err != nil {
 		return "", 0, err
 	}

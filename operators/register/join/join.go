@@ -42,6 +42,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -119,6 +120,29 @@ var Scheme = func() *runtime.Scheme {
 		}
 	}
 	return s
+}()
+
+// RESTMapper maps the kinds the join and the member probe use to their
+// resources, without discovery: the operator holds a client for each of
+// thousands of members and control planes, and a discovery cache each
+// would cost it about a megabyte per member. A kind missing here fails
+// with "no matches for kind" in the join tests.
+var RESTMapper = func() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	for _, k := range []string{"Namespace", "Node"} {
+		m.Add(corev1.SchemeGroupVersion.WithKind(k), meta.RESTScopeRoot)
+	}
+	for _, k := range []string{"Secret", "ServiceAccount", "ConfigMap", "Pod"} {
+		m.Add(corev1.SchemeGroupVersion.WithKind(k), meta.RESTScopeNamespace)
+	}
+	for _, k := range []string{"ClusterRole", "ClusterRoleBinding"} {
+		m.Add(rbacv1.SchemeGroupVersion.WithKind(k), meta.RESTScopeRoot)
+	}
+	for _, k := range []string{"Role", "RoleBinding"} {
+		m.Add(rbacv1.SchemeGroupVersion.WithKind(k), meta.RESTScopeNamespace)
+	}
+	m.Add(ClusterGVK, meta.RESTScopeRoot)
+	return m
 }()
 
 // Pair is one member cluster and one control plane.
@@ -234,7 +258,25 @@ func (p Pair) ours(o metav1.Object) bool {
 // checkFederation refuses to take over a Cluster someone else made, and to
 // join the same member a second time under another name (the engine's
 // join refuses that too: one cluster ID, one Cluster).
+//
+// Once this member's own Cluster carries its ID, the list of every Cluster
+// is skipped: the engine refuses a second Cluster with an ID it holds
+// already, so none can have appeared since, and a control plane with
+// thousands of members is not listed whole on every pass.
 func (p Pair) checkFederation(ctx context.Context, id string) error {
+	own := &unstructured.Unstructured{}
+	own.SetGroupVersionKind(ClusterGVK)
+	switch err := p.Federation.Get(ctx, client.ObjectKey{Name: p.Cluster}, own); {
+	case err == nil:
+		if !p.ours(own) {
+			return &ConflictError{fmt.Sprintf("the control plane has a Cluster %s that Marina did not make (joined by hand or by another tool): unjoin it there, or give this MemberCluster another name", p.Cluster)}
+		}
+		if got, _, _ := unstructured.NestedString(own.Object, "spec", "id"); got == id {
+			return nil
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("read the control plane's Cluster %s: %w", p.Cluster, err)
+	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(ClusterGVK.GroupVersion().WithKind("ClusterList"))
 	if err := p.Federation.List(ctx, list); err != nil {
@@ -502,8 +544,16 @@ func createIfMissing(ctx context.Context, c client.Client, obj client.Object) er
 // so that the engine deletes them with it.
 func (p Pair) federationSide(ctx context.Context, id string, tokens map[string]token) error {
 	c := p.Federation
+	// The namespace is read first: on a Marina control plane the
+	// controlplane operator makes it, and the register operator's identity
+	// there may read it but not create namespaces.
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{labelKarmadaSystem: "true"}}}
-	if err := createIfMissing(ctx, c, ns); err != nil {
+	switch err := c.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{}); {
+	case apierrors.IsNotFound(err):
+		if err := createIfMissing(ctx, c, ns); err != nil {
+			return fmt.Errorf("control plane: namespace %s is missing and could not be made: %w", Namespace, err)
+		}
+	case err != nil:
 		return fmt.Errorf("control plane: namespace %s: %w", Namespace, err)
 	}
 	// The CA the member's kubeconfig trusts is the one that verifies the

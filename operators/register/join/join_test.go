@@ -32,6 +32,10 @@ import (
 // schema as the engine's aggregated API).
 var member, federation *testenv.Env
 
+// federationUser is the register operator's user in the federation, with
+// the rights a Marina control plane grants it: joins go through it.
+var federationUser *rest.Config
+
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
@@ -69,6 +73,10 @@ func run(m *testing.M) int {
 		println(err.Error())
 		return 1
 	}
+	if federationUser, _, err = federation.RegistrationUser(context.Background()); err != nil {
+		println(err.Error())
+		return 1
+	}
 	return m.Run()
 }
 
@@ -87,7 +95,7 @@ func pair(t testing.TB, name, cpID string) join.Pair {
 		ControlPlaneID: cpID,
 		Member:         clientOf(t, member.Config),
 		MemberConfig:   member.Config,
-		Federation:     clientOf(t, federation.Config),
+		Federation:     clientOf(t, federationUser),
 		Properties: marinav1alpha1.ClusterProperties{
 			Provider: "onprem", Region: "eu-west", Zones: []string{"a", "b"},
 			ClusterLabels: map[string]string{"tier": "gold"},
@@ -508,4 +516,36 @@ func rotate(ctx context.Context, t *testing.T, p *join.Pair, old []byte) []byte 
 		t.Fatalf("rotation: %v", err)
 	}
 	return got
+}
+
+// TestRegistrationUserHasNoMore: the identity joins go through (the one a
+// Marina control plane gives the register operator) reads no Secret
+// outside karmada-cluster, makes no namespace and grants nothing.
+func TestRegistrationUserHasNoMore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := clientOf(t, federationUser)
+	for _, tc := range []struct {
+		what string
+		do   func() error
+	}{
+		{"list Secrets in kube-system", func() error {
+			return c.List(ctx, &corev1.SecretList{}, client.InNamespace(metav1.NamespaceSystem))
+		}},
+		{"list Secrets everywhere", func() error { return c.List(ctx, &corev1.SecretList{}) }},
+		{"create a namespace", func() error {
+			return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "not-allowed"}})
+		}},
+		{"create a ClusterRoleBinding", func() error {
+			return c.Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "escalate"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "marina:register-operator"}},
+			})
+		}},
+	} {
+		if err := tc.do(); !apierrors.IsForbidden(err) {
+			t.Errorf("%s: %v, want Forbidden", tc.what, err)
+		}
+	}
 }
