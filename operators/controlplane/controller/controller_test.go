@@ -684,29 +684,12 @@ func TestLocalEtcd(t *testing.T) {
 
 // --- helpers
 
+// externalEtcdControlPlane is testenv's minimal ControlPlane on the test's
+// real etcd.
 func externalEtcdControlPlane(ns, name string) *marinav1alpha1.ControlPlane {
-	off := ptr.To(false)
-	return &marinav1alpha1.ControlPlane{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: marinav1alpha1.ControlPlaneSpec{
-			Version:    "v1.16.0",
-			DataCenter: "dc1",
-			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
-				Endpoints:    etcd.Endpoints(),
-				TLSSecretRef: marinav1alpha1.SecretReference{Name: "etcd-client"},
-				KeyPrefix:    "/marina/dc1/" + ns + "/" + name,
-			}},
-			Certificates: marinav1alpha1.CertificatesSpec{CASecretRef: &marinav1alpha1.SecretReference{Name: name + "-ca"}},
-			Components: marinav1alpha1.ComponentsSpec{
-				AggregatedAPIServer: marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				ControllerManager:   marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Scheduler:           marinav1alpha1.SchedulerComponent{OptionalComponentSpec: marinav1alpha1.OptionalComponentSpec{Enabled: off}},
-				MetricsAdapter:      marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Search:              marinav1alpha1.OptionalComponentSpec{Enabled: off},
-				Webhook:             marinav1alpha1.OptionalComponentSpec{Enabled: off},
-			},
-		},
-	}
+	cp := testenv.ControlPlane(ns, name, "dc1")
+	cp.Spec.Etcd.External.Endpoints = etcd.Endpoints()
+	return cp
 }
 
 func namespace(t *testing.T) string {
