@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -51,6 +52,14 @@ const kubeVersion = "v1.30.0"
 
 // operators are the chart's operators, by their folder under operators/.
 var operators = []string{"controlplane", "register", "sync"}
+
+// offByDefault are the operators the chart installs only when asked to:
+// marina-sync has no reconciler yet, so by default it gets no Deployment and
+// no rights.
+var offByDefault = []string{"sync"}
+
+// allOperators turns on the operators that are off by default.
+var allOperators = []string{"--set", "operators.sync.enabled=true"}
 
 // localEnvValues are the values the local environment installs the chart
 // with (internal/localenv); they must keep working.
@@ -267,20 +276,22 @@ func TestRendersOperators(t *testing.T) {
 		extra    map[string][]string
 	}{
 		{
-			name:   "local environment",
-			values: localEnvValues,
-			image:  "marina.local/marina-%s:dev",
-			pull:   corev1.PullNever,
+			name:     "local environment",
+			values:   localEnvValues,
+			image:    "marina.local/marina-%s:dev",
+			pull:     corev1.PullNever,
+			disabled: offByDefault,
 		},
 		{
-			name:   "defaults",
-			values: []string{"--set", "dataCenter=dc1"},
-			image:  "ghcr.io/marina-platform/marina-%s:" + chart.AppVersion,
-			pull:   corev1.PullIfNotPresent,
+			name:     "defaults",
+			values:   []string{"--set", "dataCenter=dc1"},
+			image:    "ghcr.io/marina-platform/marina-%s:" + chart.AppVersion,
+			pull:     corev1.PullIfNotPresent,
+			disabled: offByDefault,
 		},
 		{
 			name: "per-operator settings",
-			values: []string{"--set", "dataCenter=dc1", "--set", "operators.sync.replicas=3", "--set", "operators.register.enabled=false",
+			values: []string{"--set", "dataCenter=dc1", "--set", "operators.sync.enabled=true", "--set", "operators.sync.replicas=3", "--set", "operators.register.enabled=false",
 				"--set", "operators.controlplane.extraArgs={--zap-devel=true}", "--set", "image.registry=registry.fra1.example.com:5000/mirror/"},
 			image:    "registry.fra1.example.com:5000/mirror/marina-%s:" + chart.AppVersion,
 			pull:     corev1.PullIfNotPresent,
@@ -304,9 +315,17 @@ func TestRendersOperators(t *testing.T) {
 				t.Errorf("Deployments %v, want %v", got, want)
 			}
 			for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} {
-				if got := r.ofKind(kind); !slices.Equal(got, want) {
+				got := slices.DeleteFunc(r.ofKind(kind), func(n string) bool { return n == "marina-metrics-reader" })
+				if !slices.Equal(got, want) {
 					t.Errorf("%ss %v, want %v", kind, got, want)
 				}
+			}
+			// Metrics are served over HTTPS to whoever may GET /metrics:
+			// the chart's reader role is what a scraper is bound to.
+			var reader rbacv1.ClusterRole
+			r.get(t, "ClusterRole", "marina-metrics-reader", &reader)
+			if want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}; !equality.Semantic.DeepEqual(reader.Rules, want) {
+				t.Errorf("ClusterRole marina-metrics-reader rules %+v, want %+v", reader.Rules, want)
 			}
 			for _, op := range operators {
 				if slices.Contains(tc.disabled, op) {
@@ -377,8 +396,8 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, image string, pull core
 		t.Errorf("%s runs KMS plugin image %q, want %q", name, cpFlags.KMSPluginImage, want)
 	}
 	if opts.DataCenter != "dc1" || !opts.LeaderElect || opts.LeaderElectionNamespace != namespace ||
-		opts.MetricsBindAddress != ":8080" || opts.HealthProbeBindAddress != ":8081" {
-		t.Errorf("%s args %q give %+v; want data center dc1, leader election in %s, metrics :8080, probes :8081", name, c.Args, opts, namespace)
+		opts.MetricsBindAddress != ":8443" || !opts.MetricsSecure || opts.HealthProbeBindAddress != ":8081" {
+		t.Errorf("%s args %q give %+v; want data center dc1, leader election in %s, secure metrics on :8443, probes :8081", name, c.Args, opts, namespace)
 	}
 	for _, arg := range extra {
 		if !slices.Contains(c.Args, arg) {
@@ -475,7 +494,7 @@ func generatedRBAC(t *testing.T, op string) (rbacv1.ClusterRole, rbacv1.Role) {
 // markers declare, no more, no less.
 func TestRBACIsGenerated(t *testing.T) {
 	h := newHelm(t)
-	r, err := h.template(t, localEnvValues...)
+	r, err := h.template(t, append(slices.Clone(localEnvValues), allOperators...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,12 +522,10 @@ func TestRBACIsGenerated(t *testing.T) {
 	}
 }
 
-// TestInstallUpgradeUninstall installs the chart with the local
-// environment's values on a real API server, upgrades it and uninstalls it.
-// No pods run (the API server has no nodes); what is checked is that every
-// object is accepted and that helm manages them over the release's life.
-func TestInstallUpgradeUninstall(t *testing.T) {
-	h := newHelm(t)
+// startAPIServer starts kube-apiserver and etcd for one test, stopped at its
+// end, and writes an administrator's kubeconfig for helm and kubectl.
+func startAPIServer(t *testing.T) (*testenv.Env, string) {
+	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
 	env, err := testenv.Start()
 	if err != nil {
@@ -523,6 +540,16 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, kubeconfig
+}
+
+// TestInstallUpgradeUninstall installs the chart with the local
+// environment's values on a real API server, upgrades it and uninstalls it.
+// No pods run (the API server has no nodes); what is checked is that every
+// object is accepted and that helm manages them over the release's life.
+func TestInstallUpgradeUninstall(t *testing.T) {
+	h := newHelm(t)
+	env, kubeconfig := startAPIServer(t)
 	c := env.Client
 	ctx := t.Context()
 
@@ -560,6 +587,9 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	for name := range priorityClasses {
 		objects = append(objects, object{&schedulingv1.PriorityClass{}, name, "", true})
 	}
+	objects = append(objects,
+		object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, "marina-controlplane-scope", "", true},
+		object{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, "marina-controlplane-scope", "", true})
 	for _, crd := range []string{"controlplanes", "memberclusters", "registrationpolicies", "policysets", "peers"} {
 		// Unstructured: the test client's scheme has no apiextensions kinds.
 		u := &unstructured.Unstructured{}
@@ -568,20 +598,36 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		objects = append(objects, object{u, crd + ".marina.dev", "", false})
 	}
 	for _, o := range objects {
+		if strings.HasPrefix(o.name, "marina-sync") {
+			continue
+		}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); err != nil {
 			t.Errorf("after helm install: %s %s: %v", kindOf(o.obj), o.name, err)
 		}
 	}
 	var d appsv1.Deployment
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "marina-sync"}, &d); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "marina-register"}, &d); err != nil {
 		t.Fatal(err)
 	}
-	if img := d.Spec.Template.Spec.Containers[0].Image; img != "marina.local/marina-sync:dev" {
-		t.Errorf("installed image %s, want marina.local/marina-sync:dev", img)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "marina.local/marina-register:dev" {
+		t.Errorf("installed image %s, want marina.local/marina-register:dev", img)
+	}
+	for _, o := range objects {
+		if strings.HasPrefix(o.name, "marina-sync") {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); !apierrors.IsNotFound(err) {
+				t.Errorf("after helm install: %s %s installed (err %v); marina-sync is off by default", kindOf(o.obj), o.name, err)
+			}
+		}
 	}
 
-	if _, err := h.run(helmArgs("upgrade", "--set", "operators.sync.replicas=2", "--set", "operators.register.replicas=0")...); err != nil {
+	// The upgrade turns marina-sync on; uninstall must then remove it too.
+	if _, err := h.run(helmArgs("upgrade", "--set", "operators.sync.enabled=true", "--set", "operators.sync.replicas=2", "--set", "operators.register.replicas=0")...); err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range objects {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); err != nil {
+			t.Errorf("after helm upgrade: %s %s: %v", kindOf(o.obj), o.name, err)
+		}
 	}
 	for op, want := range map[string]int32{"controlplane": 1, "register": 0, "sync": 2} {
 		var d appsv1.Deployment

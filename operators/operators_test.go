@@ -6,6 +6,7 @@ package operators_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,15 +15,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -58,6 +63,9 @@ var (
 	kubeconfig string
 	// binaries maps an operator's package folder to its built binary.
 	binaries = map[string]string{}
+	// metricsReader and nobody are ServiceAccount tokens: the first may
+	// read metrics, the second has no rights.
+	metricsReader, nobody string
 )
 
 func TestMain(m *testing.M) {
@@ -107,6 +115,10 @@ func run(m *testing.M) int {
 	}
 	kubeconfig, err = env.KubeconfigFile(dir)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if metricsReader, nobody, err = serviceAccountTokens(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -161,10 +173,10 @@ func TestOperatorLifecycle(t *testing.T) {
 				})
 			}
 
-			metricsURL := "http://" + metricsAddr + "/metrics"
+			metricsURL := "https://" + metricsAddr + "/metrics"
 			var buildInfo string
 			p.eventually(t, startTimeout, "GET "+metricsURL+" has marina_build_info", func() error {
-				body, err := get(metricsURL)
+				body, err := getMetrics(metricsURL, metricsReader)
 				if err != nil {
 					return err
 				}
@@ -183,6 +195,21 @@ func TestOperatorLifecycle(t *testing.T) {
 			}
 			if !strings.HasSuffix(buildInfo, " 1") {
 				t.Errorf("%s: want value 1", buildInfo)
+			}
+			// Metrics are for those the API server lets read them.
+			for _, tc := range []struct {
+				who, token string
+				want       int
+			}{
+				{"no token", "", http.StatusUnauthorized},
+				// controller-runtime's filter answers a token the API
+				// server rejects as an authentication error.
+				{"a token the API server does not know", "not-a-token", http.StatusInternalServerError},
+				{"a ServiceAccount without GET /metrics", nobody, http.StatusForbidden},
+			} {
+				if _, err := getMetrics(metricsURL, tc.token); err == nil || !strings.Contains(err.Error(), "status "+strconv.Itoa(tc.want)) {
+					t.Errorf("GET %s with %s: %v; want status %d", metricsURL, tc.who, err, tc.want)
+				}
 			}
 
 			leaseKey := client.ObjectKey{Namespace: namespace, Name: op.name + ".marina.dev"}
@@ -360,15 +387,30 @@ func freeAddr(t *testing.T) string {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// get returns the body of url, or an error unless the status is 200.
-func get(url string) (string, error) {
+// metricsClient reaches the operators' metrics servers, whose certificate
+// is self-signed by default; what is checked is that only callers the API
+// server authorizes get metrics, not the certificate.
+var metricsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed, see above
+}}
+
+// getMetrics is GET url on a metrics server with token as its bearer token
+// (none if empty).
+func getMetrics(url, token string) (string, error) { return fetch(metricsClient, url, token) }
+
+// fetch is GET url with c, and token as the bearer token unless empty; a
+// status other than 200 is an error with the start of the body.
+func fetch(c *http.Client, url, token string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := httpClient.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -378,10 +420,53 @@ func get(url string) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s: %s", resp.Status, body)
+		return "", fmt.Errorf("status %s: %.200s", resp.Status, body)
 	}
 	return string(body), nil
 }
+
+// serviceAccountTokens makes two ServiceAccounts, one bound to a role that
+// may GET /metrics (the rule of the chart's metrics-reader) and one with no
+// rights, and returns a token of each.
+func serviceAccountTokens(ctx context.Context) (reader, nobody string, err error) {
+	const ns = "metrics-readers"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return "", "", err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
+		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "reader"}},
+	}
+	for _, o := range []client.Object{role, binding,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobody"}},
+	} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			return "", "", err
+		}
+	}
+	token := func(name string) (string, error) {
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		if err := env.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+			return "", fmt.Errorf("token of %s/%s: %w", ns, name, err)
+		}
+		return tr.Status.Token, nil
+	}
+	if reader, err = token("reader"); err != nil {
+		return "", "", err
+	}
+	nobody, err = token("nobody")
+	return reader, nobody, err
+}
+
+// get returns the body of url, or an error unless the status is 200.
+func get(url string) (string, error) { return fetch(httpClient, url, "") }
 
 // metricLine returns the first sample of metric in a Prometheus text
 // exposition, or "" when there is none.

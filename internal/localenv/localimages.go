@@ -75,8 +75,11 @@ func (v Versions) kubeImage(component string) string {
 // <images.Registry>/marina-<operator>, as charts/marina expects it.
 func OperatorImageRepository(operator string) string { return "marina-" + operator }
 
-// Operators are Marina's operators, each under operators/<name>.
-var Operators = []string{"controlplane", "register", "sync"}
+// Operators are the operators the environment builds and runs, each under
+// operators/<name>: those charts/marina installs by default. marina-sync
+// is not among them while it has no reconciler (operators.sync.enabled is
+// off), so neither is its image.
+var Operators = []string{"controlplane", "register"}
 
 func (e *Env) imageList(v Versions, operatorTag string) []localImage {
 	list := []localImage{

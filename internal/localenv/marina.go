@@ -45,7 +45,7 @@ func (e *Env) helm(ctx context.Context, args ...string) error {
 
 // installMarina installs (or upgrades) charts/marina into the data
 // center's management cluster with the locally built images, exactly as a
-// user would with `helm install`, and waits for the three operators.
+// user would with `helm install`, and waits for its operators.
 func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag string) error {
 	err := e.helm(ctx, "upgrade", "--install", MarinaRelease, filepath.Join(e.opts.RepoRoot, "charts", "marina"),
 		"--kubeconfig", dc.Kubeconfig(), "--namespace", MarinaNamespace, "--create-namespace",

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -124,9 +125,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, setup SetupFunc, m
 	}
 
 	timeout := opts.GracefulShutdownTimeout
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsBindAddress}
+	if opts.MetricsSecure {
+		// The API server decides who may read metrics, as it does for
+		// Kubernetes' own components: the operators' metrics name tenants'
+		// control planes and members.
+		metricsOpts.SecureServing = true
+		metricsOpts.CertDir = opts.MetricsCertDir
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgrOpts := ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,

@@ -30,6 +30,8 @@ const DefaultLeaderElectionNamespace = "marina-system"
 // Flag names, exported so tests and error messages cannot drift from them.
 const (
 	FlagMetricsBindAddress      = "metrics-bind-address"
+	FlagMetricsSecure           = "metrics-secure"
+	FlagMetricsCertDir          = "metrics-cert-dir"
 	FlagHealthProbeBindAddress  = "health-probe-bind-address"
 	FlagLeaderElect             = "leader-elect"
 	FlagLeaderElectionNamespace = "leader-election-namespace"
@@ -51,6 +53,14 @@ type Options struct {
 
 	// MetricsBindAddress serves Prometheus metrics; "0" disables them.
 	MetricsBindAddress string
+	// MetricsSecure serves them over HTTPS, only to clients whose bearer
+	// token the API server authenticates and allows GET on /metrics (a
+	// TokenReview and a SubjectAccessReview per client, cached).
+	MetricsSecure bool
+	// MetricsCertDir holds the metrics server's tls.crt and tls.key (from
+	// cert-manager, say), reloaded when they change; without them the
+	// server makes a self-signed certificate at start.
+	MetricsCertDir string
 	// HealthProbeBindAddress serves /healthz and /readyz; "0" disables them.
 	HealthProbeBindAddress string
 
@@ -94,7 +104,8 @@ func DefaultOptions(name string, getenv func(string) string) Options {
 	}
 	return Options{
 		Name:                    name,
-		MetricsBindAddress:      ":8080",
+		MetricsBindAddress:      ":8443",
+		MetricsSecure:           true,
 		HealthProbeBindAddress:  ":8081",
 		LeaderElect:             true,
 		LeaderElectionNamespace: namespace,
@@ -117,6 +128,10 @@ func DefaultOptions(name string, getenv func(string) string) Options {
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, FlagMetricsBindAddress, o.MetricsBindAddress,
 		`Address the Prometheus metrics endpoint binds to; "0" disables it.`)
+	fs.BoolVar(&o.MetricsSecure, FlagMetricsSecure, o.MetricsSecure,
+		"Serve metrics over HTTPS to clients the API server authenticates and authorizes for GET /metrics; false serves plain HTTP to anyone who reaches the port.")
+	fs.StringVar(&o.MetricsCertDir, FlagMetricsCertDir, o.MetricsCertDir,
+		"Folder with the metrics server's tls.crt and tls.key, reloaded when they change; empty makes a self-signed certificate at start.")
 	fs.StringVar(&o.HealthProbeBindAddress, FlagHealthProbeBindAddress, o.HealthProbeBindAddress,
 		`Address the /healthz and /readyz endpoints bind to; "0" disables them.`)
 	fs.BoolVar(&o.LeaderElect, FlagLeaderElect, o.LeaderElect,

@@ -18,7 +18,8 @@ func TestParseOptions(t *testing.T) {
 	const name = "marina-test"
 	defaults := Options{
 		Name:                    name,
-		MetricsBindAddress:      ":8080",
+		MetricsBindAddress:      ":8443",
+		MetricsSecure:           true,
 		HealthProbeBindAddress:  ":8081",
 		LeaderElect:             true,
 		LeaderElectionNamespace: "marina-system",
@@ -72,6 +73,8 @@ func TestParseOptions(t *testing.T) {
 			args: []string{
 				"--data-center=eu-west-1",
 				"--metrics-bind-address=0",
+				"--metrics-secure=false",
+				"--metrics-cert-dir=/certs",
 				"--health-probe-bind-address=127.0.0.1:9440",
 				"--leader-elect=false",
 				"--leader-election-namespace=ops",
@@ -88,6 +91,7 @@ func TestParseOptions(t *testing.T) {
 			want: Options{
 				Name:                    name,
 				MetricsBindAddress:      "0",
+				MetricsCertDir:          "/certs",
 				HealthProbeBindAddress:  "127.0.0.1:9440",
 				LeaderElect:             false,
 				LeaderElectionNamespace: "ops",

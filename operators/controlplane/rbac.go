@@ -18,17 +18,22 @@ package main
 
 // Its own API: ControlPlanes, their status and the finalizer that guards
 // clean deletion.
-// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/status,verbs=get;update;patch
+// Writes are patches (the finalizer with an optimistic lock, the status with
+// a merge patch), so neither needs update.
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/status,verbs=get;patch
 // +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/finalizers,verbs=update
 
-// What a control plane is made of: configuration, certificates' Secrets, the
-// admin kubeconfig, Services, identities, workloads and their disruption
-// budgets, all applied with server-side apply and removed on deletion.
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// What a control plane is made of: certificates' Secrets, the admin and
+// encryption Secrets, Services, the KMS plugin's identity, workloads and
+// their disruption budgets, all applied with server-side apply (a patch:
+// create for the first apply, never update) and removed on deletion. The
+// chart's ValidatingAdmissionPolicy marina-controlplane-operator-scope
+// narrows these writes to objects labelled as Marina's, outside the
+// cluster's own namespaces (see charts/marina/templates/admissionpolicy.yaml).
+// +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 
 // A rollout that does not finish is explained by its pods: a container
 // waiting on an image pull or in a crash loop becomes RolloutStuck with
@@ -37,13 +42,14 @@ package main
 
 // With Vault's Kubernetes auth method the operator checks the settings by
 // logging in as the KMS plugin will: with a short-lived token of the
-// plugin's service account.
+// plugin's service account. The chart's admission policy allows it only for
+// the <control plane>-kms-vault service accounts Marina makes.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 
 // Certificates through cert-manager: Certificates and namespaced Issuers
 // (a bring-your-own CA becomes a CA Issuer). ClusterIssuers are only read,
 // to report one that is missing or not ready.
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=clusterissuers,verbs=get;list;watch
 
 // spec.priorityClassName must name an existing PriorityClass; the operator
@@ -54,6 +60,12 @@ package main
 // controller-runtime's recorders use.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Metrics are served only to callers the API server authenticates and
+// authorizes (internal/operator, --metrics-secure): a TokenReview and a
+// SubjectAccessReview per caller, cached.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Leader election, in the operator's own namespace.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=marina-system,resources=leases,verbs=get;list;watch;create;update;patch;delete

@@ -18,9 +18,13 @@ package main
 
 // Its own API: MemberClusters (created from Cluster API Clusters and
 // labelled kubeconfig Secrets, so create and delete too) and
-// RegistrationPolicies, their status and finalizers that guard a clean unjoin.
-// +kubebuilder:rbac:groups=marina.dev,resources=memberclusters;registrationpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=marina.dev,resources=memberclusters/status;registrationpolicies/status,verbs=get;update;patch
+// RegistrationPolicies (only read: a person writes them), their status and
+// the finalizer that guards a clean unjoin. Every write is a patch, so no
+// update but on finalizers, which Kubernetes checks for an owner reference
+// that blocks its owner's deletion (a MemberCluster's on its policy).
+// +kubebuilder:rbac:groups=marina.dev,resources=memberclusters,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=marina.dev,resources=registrationpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=marina.dev,resources=memberclusters/status;registrationpolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups=marina.dev,resources=memberclusters/finalizers;registrationpolicies/finalizers,verbs=update
 
 // The control planes a member joins, selected by label; their admin
@@ -36,6 +40,12 @@ package main
 // controller-runtime's recorders use.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Metrics are served only to callers the API server authenticates and
+// authorizes (internal/operator, --metrics-secure): a TokenReview and a
+// SubjectAccessReview per caller, cached.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Leader election, in the operator's own namespace.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=marina-system,resources=leases,verbs=get;list;watch;create;update;patch;delete

@@ -242,7 +242,9 @@ func startOperator(b *testing.B, mgmt *testenv.Env, dir string) *operatorProcess
 		b.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--kubeconfig="+kubeconfig, "--data-center=dc1",
-		"--metrics-bind-address="+addr, "--health-probe-bind-address=0",
+		// Plain HTTP: the benchmark reads the operator's request counts;
+		// the secure path is tested in operators/operators_test.go.
+		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0",
 		"--leader-election-namespace=marina-system")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })

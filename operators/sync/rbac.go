@@ -18,8 +18,8 @@ package main
 
 // Its own API: PolicySets and Peers, their status and finalizers that let
 // pruning finish before an object goes.
-// +kubebuilder:rbac:groups=marina.dev,resources=policysets;peers,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=marina.dev,resources=policysets/status;peers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=policysets;peers,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=policysets/status;peers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=marina.dev,resources=policysets/finalizers;peers/finalizers,verbs=update
 
 // Targets and what is replicated to peers: ControlPlanes are selected by
@@ -34,6 +34,12 @@ package main
 // controller-runtime's recorders use.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Metrics are served only to callers the API server authenticates and
+// authorizes (internal/operator, --metrics-secure): a TokenReview and a
+// SubjectAccessReview per caller, cached.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Leader election, in the operator's own namespace.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=marina-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
