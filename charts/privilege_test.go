@@ -189,10 +189,10 @@ func checkControlPlaneScope(t *testing.T, env *testenv.Env) {
 		t.Fatalf("the admission policy never refused an unlabelled Secret: %v", err)
 	}
 
-	token := func(sa string) error {
+	token := func(sa string, audiences ...string) error {
 		return op.SubResource("token").Create(ctx,
 			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: sa}},
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}})
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](600)}})
 	}
 	relabelled := func() error {
 		return op.Patch(ctx, users.DeepCopy(), client.RawPatch("application/merge-patch+json",
@@ -221,8 +221,12 @@ func checkControlPlaneScope(t *testing.T, env *testenv.Env) {
 			"may not write in namespace kube-system"},
 		{"create a labelled Secret in the release namespace", func() error { return op.Create(ctx, secret(namespace, "first", mine)) },
 			"may not write in namespace " + namespace},
-		{"request a token of the KMS plugin's ServiceAccount", func() error { return token("first-kms-vault") }, ""},
-		{"request a token of another ServiceAccount", func() error { return token("deployer") },
+		{"request a token of the KMS plugin's ServiceAccount for Vault", func() error { return token("first-kms-vault", "vault") }, ""},
+		{"request a token of it for the API server", func() error { return token("first-kms-vault") },
+			"may only request tokens for Vault, with the audiences operators.controlplane.vaultAudiences allows (vault), not "},
+		{"request a token of it for another audience", func() error { return token("first-kms-vault", "vault", "https://kubernetes.default.svc") },
+			"may only request tokens for Vault"},
+		{"request a token of another ServiceAccount", func() error { return token("deployer", "vault") },
 			"may only request tokens of the <control plane>-kms-vault ServiceAccounts"},
 		{"create a ConfigMap", func() error {
 			return op.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "first", Labels: mine}})

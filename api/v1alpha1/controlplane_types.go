@@ -406,6 +406,31 @@ type VaultKubernetesAuth struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Role string `json:"role"`
+
+	// Audience of the plugin's service account tokens, the only one they
+	// carry. Configure the Vault role to require it (audience=vault): a
+	// token for Vault is then no credential for the management cluster's
+	// API server, and the API server's own tokens are refused by Vault.
+	// Vault reviews the token with a reviewer JWT of its own
+	// (token_reviewer_jwt, a service account bound to
+	// system:auth-delegator), since this token cannot call the API server.
+	// +optional
+	// +kubebuilder:default=vault
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Audience string `json:"audience,omitempty"`
+}
+
+// DefaultVaultAudience is the audience of the KMS plugin's service account
+// tokens when spec.encryption.kms.vault.auth.kubernetes.audience is empty.
+const DefaultVaultAudience = "vault"
+
+// AudienceOrDefault is the audience the plugin's tokens carry.
+func (a VaultKubernetesAuth) AudienceOrDefault() string {
+	if a.Audience == "" {
+		return DefaultVaultAudience
+	}
+	return a.Audience
 }
 
 // ComponentsSpec tunes each component of a control plane. The API server and

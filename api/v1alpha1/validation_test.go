@@ -197,8 +197,9 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	vault := withVault.Spec.Encryption.KMS.Vault
-	if vault.TransitMount != "transit" || vault.Auth.Kubernetes.Path != "kubernetes" {
-		t.Errorf("vault defaults: transitMount %q, auth.kubernetes.path %q; want transit, kubernetes", vault.TransitMount, vault.Auth.Kubernetes.Path)
+	if vault.TransitMount != "transit" || vault.Auth.Kubernetes.Path != "kubernetes" || vault.Auth.Kubernetes.Audience != "vault" {
+		t.Errorf("vault defaults: transitMount %q, auth.kubernetes.path %q, audience %q; want transit, kubernetes, vault",
+			vault.TransitMount, vault.Auth.Kubernetes.Path, vault.Auth.Kubernetes.Audience)
 	}
 	if got := withVault.Spec.Encryption.Resources; len(got) != 1 || got[0] != "secrets" {
 		t.Errorf("spec.encryption.resources defaulted to %v, want [secrets]", got)

@@ -209,7 +209,9 @@ func (r *Reconciler) vaultConfig(ctx context.Context, s *scope) (cfg kmsvault.Co
 	case a.Kubernetes != nil:
 		// The operator logs in as the plugin will: with a token of the
 		// plugin's service account, which Vault reviews with this cluster.
-		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			Audiences: []string{a.Kubernetes.AudienceOrDefault()}, ExpirationSeconds: ptr.To[int64](600),
+		}}
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: cp.Namespace, Name: KMSServiceAccountName(cp)}}
 		if err := r.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
 			return cfg, "", "", "", fmt.Errorf("request a token of service account %s: %w", sa.Name, err)

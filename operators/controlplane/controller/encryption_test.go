@@ -11,11 +11,13 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -215,28 +217,36 @@ func TestEncryptionWithKubernetesAuth(t *testing.T) {
 	if block, _ := pem.Decode(caPEM); block == nil {
 		t.Fatal("the test API server's CA is not PEM")
 	}
+	// Vault reviews the plugin's tokens with a reviewer of its own, bound to
+	// system:auth-delegator as on a real cluster: the plugin's tokens carry
+	// only Vault's audience, so they cannot call the API server themselves.
+	reviewer := create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault-reviewer"}})
+	crb := create(t, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "vault-reviewer-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: reviewer.GetName()}},
+	})
+	t.Cleanup(func() { _ = k8s.Delete(ctx, crb) })
+	reviewerToken := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := k8s.SubResource("token").Create(ctx, reviewer, reviewerToken); err != nil {
+		t.Fatalf("token of Vault's reviewer: %v", err)
+	}
 	vaultWrite(t, admin, "sys/auth/"+mount, map[string]any{"type": "kubernetes"})
 	vaultWrite(t, admin, "auth/"+mount+"/config", map[string]any{
 		"kubernetes_host": apiServer.Host, "kubernetes_ca_cert": string(caPEM), "disable_local_ca_jwt": true,
+		"token_reviewer_jwt": reviewerToken.Status.Token,
 	})
 	vaultWrite(t, admin, "sys/policies/acl/kms-"+ns, map[string]any{"policy": fmt.Sprintf(`
 path "%[1]s/encrypt/%[2]s" { capabilities = ["update"] }
 path "%[1]s/decrypt/%[2]s" { capabilities = ["update"] }
 path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 `, vaultSrv.Mount(), vaultSrv.Key())})
+	// The role requires Vault's audience: a token for the API server (no
+	// audience asked for) would be refused.
 	vaultWrite(t, admin, "auth/"+mount+"/role/kms", map[string]any{
 		"bound_service_account_names": "kube-kms-vault", "bound_service_account_namespaces": ns,
-		"token_policies": "kms-" + ns, "token_ttl": "1h",
+		"audience": marinav1alpha1.DefaultVaultAudience, "token_policies": "kms-" + ns, "token_ttl": "1h",
 	})
-	// Vault reviews the plugin's token with the token itself, so the service
-	// account may review tokens (as on a real cluster, where it is bound to
-	// system:auth-delegator for this).
-	crb := create(t, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "kms-auth-delegator-" + ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "kube-kms-vault"}},
-	})
-	t.Cleanup(func() { _ = k8s.Delete(ctx, crb) })
 
 	cp := vaultControlPlane(ns, "kube", marinav1alpha1.VaultAuth{Kubernetes: &marinav1alpha1.VaultKubernetesAuth{Path: mount, Role: "not-the-role"}})
 	create(t, cp)
@@ -254,6 +264,16 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 		for _, m := range c.VolumeMounts {
 			if m.Name == "vault-sa-token" {
 				t.Errorf("container %s mounts the Vault login token; only the plugin may", c.Name)
+			}
+		}
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name != "vault-sa-token" || v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if tok := src.ServiceAccountToken; tok != nil && tok.Audience != marinav1alpha1.DefaultVaultAudience {
+				t.Errorf("the plugin's projected token has audience %q, want only %q", tok.Audience, marinav1alpha1.DefaultVaultAudience)
 			}
 		}
 	}

@@ -81,8 +81,9 @@ type AppRoleAuthValues struct {
 
 // KubernetesAuthValues: the Vault role bound to the plugin's service account.
 type KubernetesAuthValues struct {
-	Path string `json:"path,omitempty"`
-	Role string `json:"role"`
+	Path     string `json:"path,omitempty"`
+	Role     string `json:"role"`
+	Audience string `json:"audience"`
 }
 
 // CertificateValues: who signs, for how long, and extra names.
@@ -384,7 +385,7 @@ func encryptionValues(e *marinav1alpha1.EncryptionSpec, opts Options) *Encryptio
 			SecretIDSecretName: a.AppRole.SecretIDSecretRef.Name, Key: a.AppRole.SecretIDSecretRef.KeyOr(marinav1alpha1.DefaultAppRoleSecretIDKey),
 		}
 	case a.Kubernetes != nil:
-		vault.Auth.Kubernetes = &KubernetesAuthValues{Path: a.Kubernetes.Path, Role: a.Kubernetes.Role}
+		vault.Auth.Kubernetes = &KubernetesAuthValues{Path: a.Kubernetes.Path, Role: a.Kubernetes.Role, Audience: a.Kubernetes.AudienceOrDefault()}
 	}
 	return &EncryptionValues{
 		Enabled:          true,
