@@ -124,10 +124,15 @@ type EtcdSpec struct {
 
 // LocalEtcd is an etcd cluster that Marina runs for one control plane.
 type LocalEtcd struct {
-	// Replicas is the number of etcd members: 1, 3 or 5.
+	// Replicas is the number of etcd members: 1, 3 or 5, fixed at
+	// creation. Members added later would start as a second, empty etcd
+	// cluster next to the first (a split brain), and Marina does not yet
+	// grow or shrink etcd through its member API; to change the count, make
+	// a new ControlPlane with the count you want and move to it.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Enum=1;3;5
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.etcd.local.replicas cannot change once the control plane exists: new members would start a second, empty etcd cluster (split brain), and Marina does not add or remove etcd members yet. Keep the current count, or create a new ControlPlane with the count you want and move members and workloads to it"
 	Replicas int32 `json:"replicas,omitempty"`
 
 	// Storage of each member.

@@ -491,6 +491,9 @@ func TestImmutableFieldsRejectUpdates(t *testing.T) {
 		{"etcd key prefix", fullControlPlane("immutable-key-prefix"), func(o client.Object) {
 			o.(*v1.ControlPlane).Spec.Etcd.External.KeyPrefix = "/marina/fra1/team-b"
 		}, "spec.etcd.external.keyPrefix", "keyPrefix is immutable"},
+		{"local etcd member count", minimalControlPlane("immutable-etcd-replicas"), func(o client.Object) {
+			o.(*v1.ControlPlane).Spec.Etcd.Local.Replicas = 3
+		}, "spec.etcd.local.replicas", "cannot change once the control plane exists: new members would start a second, empty etcd cluster"},
 		{"control plane data center", minimalControlPlane("immutable-data-center"), func(o client.Object) {
 			o.(*v1.ControlPlane).Spec.DataCenter = "fra1"
 		}, "spec.dataCenter", "dataCenter is immutable"},
