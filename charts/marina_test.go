@@ -235,6 +235,7 @@ func TestRejectsBadValues(t *testing.T) {
 		{"unknown pull policy", []string{"--set", "dataCenter=dc1", "--set", "image.pullPolicy=Sometimes"}, []string{"image/pullPolicy", "Sometimes"}},
 		{"misspelt operator", []string{"--set", "dataCenter=dc1", "--set", "operators.synk.replicas=2"}, []string{"synk"}},
 		{"extra arg without dashes", []string{"--set", "dataCenter=dc1", "--set", "operators.register.extraArgs={verbose}"}, []string{"operators/register/extraArgs"}},
+		{"URL host pattern with a comma", []string{"--set", "dataCenter=dc1", "--set-json", `operators.controlplane.allowedURLHosts=["a.example.com,b.example.com"]`}, []string{"operators/controlplane/allowedURLHosts/0"}},
 		{"priority above user range", []string{"--set", "dataCenter=dc1", "--set", "priorityClasses.classes[0].value=2000000000"}, []string{"priorityClasses/classes/0/value"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,12 +293,13 @@ func TestRendersOperators(t *testing.T) {
 		{
 			name: "per-operator settings",
 			values: []string{"--set", "dataCenter=dc1", "--set", "operators.sync.enabled=true", "--set", "operators.sync.replicas=3", "--set", "operators.register.enabled=false",
-				"--set", "operators.controlplane.extraArgs={--zap-devel=true}", "--set", "image.registry=registry.fra1.example.com:5000/mirror/"},
+				"--set", "operators.controlplane.extraArgs={--zap-devel=true}", "--set", "image.registry=registry.fra1.example.com:5000/mirror/",
+				"--set", "operators.controlplane.allowedURLHosts={mirror.fra1.example.com,10.0.0.0/8}", "--set", "operators.controlplane.vaultPlainHTTPHosts={10.0.0.2}"},
 			image:    "registry.fra1.example.com:5000/mirror/marina-%s:" + chart.AppVersion,
 			pull:     corev1.PullIfNotPresent,
 			replicas: map[string]int32{"sync": 3},
 			disabled: []string{"register"},
-			extra:    map[string][]string{"controlplane": {"--zap-devel=true"}},
+			extra:    map[string][]string{"controlplane": {"--zap-devel=true", "--allowed-url-hosts=mirror.fra1.example.com,10.0.0.0/8", "--vault-plain-http-hosts=10.0.0.2"}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

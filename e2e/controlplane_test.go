@@ -233,6 +233,20 @@ func TestControlPlanes(t *testing.T) {
 		}
 		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = goodURL })
 		waitReady(ctx, t, c, beta, 2*time.Minute)
+
+		// A host the platform team does not allow: the environment installs
+		// Marina allowing only its own mirror and Vault. Refused before any
+		// request; the running control plane goes on serving.
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = "http://198.51.100.7/crds.tar.gz" })
+		got = waitCondition(ctx, t, c, beta, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonURLNotAllowed)
+		if msg := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionReady).Message; !strings.Contains(msg, "198.51.100.7") {
+			t.Errorf("the message does not name the refused host: %s", msg)
+		}
+		if err := fed["beta"].List(ctx, &corev1.NamespaceList{}); err != nil {
+			t.Errorf("beta's API server stopped answering: %v", err)
+		}
+		patchCP(ctx, t, c, beta, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP.URL = goodURL })
+		waitReady(ctx, t, c, beta, 2*time.Minute)
 	})
 
 	t.Run("an image that cannot start is RolloutStuck with the pod's reason, and the running pods are kept", func(t *testing.T) {

@@ -70,6 +70,11 @@ const (
 	ReasonKeyRotationInProgress = "KeyRotationInProgress"
 	// ReasonPriorityClassNotFound: a referenced PriorityClass does not exist.
 	ReasonPriorityClassNotFound = "PriorityClassNotFound"
+	// ReasonURLNotAllowed: a URL in the spec names a host the platform team
+	// does not let the operator reach.
+	ReasonURLNotAllowed = "URLNotAllowed"
+	// ReasonInsecureURL: a URL that would carry secrets is plain http.
+	ReasonInsecureURL = "InsecureURL"
 	// ReasonDownloadFailed: a URL could not be fetched.
 	ReasonDownloadFailed = "DownloadFailed"
 	// ReasonChecksumMismatch: a download's SHA-256 differs from the spec.

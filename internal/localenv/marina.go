@@ -55,7 +55,12 @@ func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag stri
 		"--set", "image.pullPolicy=Never",
 		// Notice a transit key rotation in seconds rather than a minute:
 		// the environment is where people try rotations out.
-		"--set-string", "operators.controlplane.extraArgs[0]=--vault-poll-interval=10s")
+		"--set-string", "operators.controlplane.extraArgs[0]=--vault-poll-interval=10s",
+		// Control planes here reach only the environment's own mirror and
+		// Vault, which is a dev server on plain http in a network of the
+		// environment's own.
+		"--set-string", "operators.controlplane.allowedURLHosts[0]="+SharedHost.IP.String(),
+		"--set-string", "operators.controlplane.vaultPlainHTTPHosts[0]="+SharedHost.IP.String())
 	if err != nil {
 		return err
 	}

@@ -40,5 +40,6 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 		KMSPluginImage:    flags.KMSPluginImage,
 		VaultPollInterval: flags.VaultPollInterval,
 		ClusterDomain:     flags.ClusterDomain,
+		URLPolicy:         flags.URLPolicy,
 	}).SetupWithManager(mgr)
 }

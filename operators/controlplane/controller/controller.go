@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/urlpolicy"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 	"github.com/marina-platform/marina/operators/controlplane/render"
 )
@@ -75,6 +76,9 @@ type Reconciler struct {
 	// KMSPluginImage is the kms-vault image run next to the API servers of
 	// control planes with spec.encryption; without it they are refused.
 	KMSPluginImage string
+	// URLPolicy limits the hosts a spec's URLs may name and where Vault may
+	// be plain http; the zero value allows any host and no plain http.
+	URLPolicy urlpolicy.Policy
 	// VaultPollInterval is how often Vault is asked for the transit key's
 	// latest version, to notice a rotation; DefaultVaultPollInterval when
 	// zero.

@@ -45,6 +45,7 @@ import (
 	"github.com/marina-platform/marina/internal/localenv/pki"
 	"github.com/marina-platform/marina/internal/localenv/vault"
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/internal/urlpolicy"
 	"github.com/marina-platform/marina/operators/controlplane/controller"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 	"github.com/marina-platform/marina/operators/controlplane/externaletcd"
@@ -178,6 +179,12 @@ func run(m *testing.M) (int, error) {
 
 		KMSPluginImage:    kmsPluginImage,
 		VaultPollInterval: time.Second,
+		// As a platform team would limit it: the test's own servers and
+		// the engine's releases; the test's Vault is plain http.
+		URLPolicy: urlpolicy.Policy{
+			Allowed:   urlpolicy.Hosts{"127.0.0.1", "localhost", "github.com"},
+			PlainHTTP: urlpolicy.Hosts{"127.0.0.1"},
+		},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return 1, err
@@ -447,6 +454,43 @@ func TestBadInputIsReportedAndRecovers(t *testing.T) {
 		}
 		createPriorityClass(t, "gold-"+ns)
 		waitCondition(t, cp, marinav1alpha1.ConditionAPIServerReady, metav1.ConditionFalse, marinav1alpha1.ReasonRolloutInProgress)
+	})
+
+	t.Run("URL of a host the platform team does not allow", func(t *testing.T) {
+		cp := externalEtcdControlPlane(ns, "bad-url")
+		cp.Spec.CRDs.HTTP = &marinav1alpha1.HTTPSource{URL: "http://169.254.169.254/latest/meta-data/crds.tar.gz", SHA256: strings.Repeat("0", 64)}
+		createCA(t, ns, "bad-url-ca")
+		create(t, cp)
+		got := waitCondition(t, cp, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonURLNotAllowed)
+		assertMessage(t, got, marinav1alpha1.ConditionReady, "spec.crds.http.url: host not allowed: 169.254.169.254 is not among the hosts the platform team allows")
+		assertMessage(t, got, marinav1alpha1.ConditionReady, "operators.controlplane.allowedURLHosts")
+		waitEvent(t, cp, corev1.EventTypeWarning, marinav1alpha1.ReasonURLNotAllowed)
+		// Refused before anything is made.
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bad-url-apiserver-tls"}, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "cert-manager.io/v1", "kind": "Certificate"}}); !apierrors.IsNotFound(err) {
+			t.Errorf("a certificate was requested for a spec whose URL is refused: %v", err)
+		}
+		patch(t, cp, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.CRDs.HTTP = nil })
+		waitCondition(t, cp, marinav1alpha1.ConditionCertificatesReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	})
+
+	t.Run("Vault over plain http", func(t *testing.T) {
+		cp := vaultControlPlane(ns, "plain-vault", marinav1alpha1.VaultAuth{Token: &marinav1alpha1.VaultTokenAuth{
+			SecretRef: marinav1alpha1.SecretKeyReference{Name: "plain-vault-token"}}})
+		createCA(t, ns, "plain-vault-ca")
+		createSecret(t, ns, "plain-vault-token", map[string][]byte{"token": []byte(vaultSrv.RootToken)})
+		good := cp.Spec.Encryption.KMS.Vault.Address
+		cp.Spec.Encryption.KMS.Vault.Address = strings.Replace(good, "127.0.0.1", "localhost", 1)
+		create(t, cp)
+		got := waitCondition(t, cp, marinav1alpha1.ConditionReady, metav1.ConditionFalse, marinav1alpha1.ReasonInsecureURL)
+		assertMessage(t, got, marinav1alpha1.ConditionReady, "spec.encryption.kms.vault.address: plain http: "+cp.Spec.Encryption.KMS.Vault.Address+" would carry credentials and keys unencrypted; use https")
+		waitEvent(t, cp, corev1.EventTypeWarning, marinav1alpha1.ReasonInsecureURL)
+		// The token was never sent: the check comes before any request to Vault.
+		if c := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionEncryptionReady); c != nil && c.Reason != marinav1alpha1.ReasonWaitingForDependency {
+			t.Errorf("EncryptionReady %s/%s: the encryption stage ran with a refused Vault address", c.Status, c.Reason)
+		}
+		patch(t, cp, func(cp *marinav1alpha1.ControlPlane) { cp.Spec.Encryption.KMS.Vault.Address = good })
+		waitCondition(t, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionFalse, marinav1alpha1.ReasonKeyRotationInProgress)
 	})
 
 	t.Run("unreachable external etcd", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/kmsvault"
+	"github.com/marina-platform/marina/internal/urlpolicy"
 )
 
 const (
@@ -46,6 +47,7 @@ type Flags struct {
 	KMSPluginImage    string
 	VaultPollInterval time.Duration
 	ClusterDomain     string
+	URLPolicy         urlpolicy.Policy
 }
 
 // Bind registers the flags on fs.
@@ -56,6 +58,10 @@ func (f *Flags) Bind(fs *flag.FlagSet) {
 		"how often Vault is asked for the transit key's latest version, to notice a rotation")
 	fs.StringVar(&f.ClusterDomain, "cluster-domain", "cluster.local",
 		"DNS domain of the management cluster, in the names of certificates and of the Services the federation API server reaches")
+	fs.Var(&f.URLPolicy.Allowed, "allowed-url-hosts",
+		"comma-separated hosts the URLs of a ControlPlane (CRD bundle, proxy, Vault) may name: host names, *.domain, IP addresses, CIDR prefixes; empty allows any")
+	fs.Var(&f.URLPolicy.PlainHTTP, "vault-plain-http-hosts",
+		"comma-separated hosts (same patterns) of Vault servers that may be reached over plain http; every other Vault needs https")
 }
 
 // EncryptionConfigSecretName is the Secret holding a control plane's

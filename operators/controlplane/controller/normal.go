@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/urlpolicy"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
 )
 
 type stage struct {
@@ -48,6 +51,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 
 	for _, st := range []stage{
 		{"prerequisites", r.checkPriorityClasses},
+		{"urls", r.checkURLs},
 		{"certificates", r.reconcileCertificates},
 		{"etcd", r.reconcileEtcd},
 		{"encryption", r.reconcileEncryption},
@@ -102,6 +106,49 @@ func (r *Reconciler) checkPriorityClasses(ctx context.Context, s *scope) (result
 		}
 	}
 	return proceed, nil
+}
+
+// checkURLs refuses, before anything is made, a spec whose URLs the
+// platform team does not let the operator reach (--allowed-url-hosts), or
+// whose Vault would be reached over plain http (--vault-plain-http-hosts):
+// the operator fetches them from inside the management cluster.
+func (r *Reconciler) checkURLs(_ context.Context, s *scope) (result, error) {
+	for _, u := range tenantURLs(s.cp) {
+		err := r.URLPolicy.Check(u.url, u.secret)
+		if err == nil {
+			continue
+		}
+		reason, setting := marinav1alpha1.ReasonURLNotAllowed, "operators.controlplane.allowedURLHosts"
+		if errors.Is(err, urlpolicy.ErrInsecure) {
+			reason, setting = marinav1alpha1.ReasonInsecureURL, "operators.controlplane.vaultPlainHTTPHosts"
+		}
+		s.notReady(reason, fmt.Sprintf("%s: %v; change the URL, or ask the platform team to allow it (the marina chart's %s)", u.field, err, setting))
+		return retryAfter(r.RetryAfter), nil
+	}
+	return proceed, nil
+}
+
+// tenantURL is a URL of the spec the operator reaches; secret when the
+// connection carries credentials or keys.
+type tenantURL struct {
+	field, url string
+	secret     bool
+}
+
+func tenantURLs(cp *marinav1alpha1.ControlPlane) []tenantURL {
+	var urls []tenantURL
+	if h := cp.Spec.CRDs.HTTP; h != nil {
+		urls = append(urls, tenantURL{field: "spec.crds.http.url", url: h.URL})
+		if h.ProxyURL != "" {
+			urls = append(urls, tenantURL{field: "spec.crds.http.proxyURL", url: h.ProxyURL})
+		}
+	} else {
+		urls = append(urls, tenantURL{field: "the engine's release CRDs (spec.crds.http is not set)", url: engine.ReleaseCRDsURL(cp.Spec.Version)})
+	}
+	if enc := cp.Spec.Encryption; enc != nil {
+		urls = append(urls, tenantURL{field: "spec.encryption.kms.vault.address", url: enc.KMS.Vault.Address, secret: true})
+	}
+	return urls
 }
 
 type fieldRef struct{ name, field string }
