@@ -21,6 +21,7 @@ CERT_MANAGER_VERSION := $(shell awk '$$2=="github.com/cert-manager/cert-manager"
 VAULT_VERSION := $(shell awk '$$2=="github.com/hashicorp/vault"{print $$3}' hack/tools/vault/go.mod)
 COREDNS_VERSION := $(shell awk '$$2=="github.com/coredns/coredns"{print $$3}' hack/tools/coredns/go.mod)
 HELM_VERSION := $(shell awk '$$2=="helm.sh/helm/v3"{print $$3}' hack/tools/helm/go.mod)
+KUBE_ROUTER_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/cloudnativelabs/kube-router/v2"{print $$3}' hack/tools/kube-router/go.mod)
 CONTROLLER_GEN_VERSION := v0.23.0
 
 KUBE_BIN := $(CACHE)/kube/$(KUBE_VERSION)
@@ -34,6 +35,7 @@ CERT_MANAGER_BIN := $(CACHE)/cert-manager/$(CERT_MANAGER_VERSION)-$(shell sha256
 VAULT_BIN := $(CACHE)/vault/$(VAULT_VERSION)-devserver-$(shell sha256sum hack/tools/vault/main.go | cut -c1-12)
 COREDNS_BIN := $(CACHE)/coredns/$(COREDNS_VERSION)
 HELM_BIN := $(CACHE)/helm/$(HELM_VERSION)
+KUBE_ROUTER_BIN := $(CACHE)/kube-router/$(KUBE_ROUTER_VERSION)
 # One folder of symlinks to every binary the tests and the local environment
 # run: envtest reads it as KUBEBUILDER_ASSETS, marina-dev as --bin-dir.
 ENVTEST_ASSETS := $(CACHE)/envtest/kube-$(KUBE_VERSION)_etcd-$(ETCD_VERSION)
@@ -140,8 +142,8 @@ lint: ## gofmt and go vet.
 
 .PHONY: test-binaries
 KUBE_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
-TEST_BINARIES := $(KUBE_BINARIES) etcd cert-manager-controller vault coredns helm
-test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries, etcd, cert-manager, Vault, CoreDNS and helm the tests run, from source.
+TEST_BINARIES := $(KUBE_BINARIES) etcd cert-manager-controller vault coredns helm kube-router
+test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries, etcd, cert-manager, Vault, CoreDNS, helm and the NetworkPolicy enforcer the tests run, from source.
 
 .PHONY: clean
 clean: ## Remove bin/ (the cache under $(CACHE) stays).
@@ -166,7 +168,8 @@ $(ENVTEST_ASSETS)/cert-manager-controller: $(CERT_MANAGER_BIN)/cert-manager-cont
 $(ENVTEST_ASSETS)/vault: $(VAULT_BIN)/vault
 $(ENVTEST_ASSETS)/coredns: $(COREDNS_BIN)/coredns
 $(ENVTEST_ASSETS)/helm: $(HELM_BIN)/helm
-$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm): FORCE
+$(ENVTEST_ASSETS)/kube-router: $(KUBE_ROUTER_BIN)/kube-router
+$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm kube-router): FORCE
 	@mkdir -p $(@D)
 	@[ "$$(readlink $@)" = "$(filter-out FORCE,$^)" ] || { echo "ln -sf $(filter-out FORCE,$^) $@"; ln -sf $(filter-out FORCE,$^) $@; }
 
@@ -209,6 +212,12 @@ $(COREDNS_BIN)/coredns:
 	@mkdir -p $(@D)
 	@echo "building CoreDNS $(COREDNS_VERSION) from source"
 	cd hack/tools/coredns && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp .
+	mv $@.tmp $@
+
+$(KUBE_ROUTER_BIN)/kube-router:
+	@mkdir -p $(@D)
+	@echo "building kube-router $(KUBE_ROUTER_VERSION) (the nodes' NetworkPolicy enforcer) from source"
+	cd hack/tools/kube-router && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 	mv $@.tmp $@
 
 $(HELM_BIN)/helm:

@@ -181,6 +181,10 @@ func TestControlPlanes(t *testing.T) {
 		}
 	})
 
+	t.Run("another tenant's pod reaches neither etcd nor the API server", func(t *testing.T) {
+		checkNetworkPolicies(ctx, t, clientset(t, dc2.Kubeconfig()), ns, "delta", 5443)
+	})
+
 	t.Run("pods carry the priority class", func(t *testing.T) {
 		pods := &corev1.PodList{}
 		if err := mgmt[dc1.Name].List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": "alpha"}); err != nil {

@@ -4,11 +4,12 @@
 set -euo pipefail
 
 # command → Debian package. The node packages run the local environment's
-# nodes (containerd, runc, CNI plugins, iptables for kube-proxy).
+# nodes (containerd, runc, CNI plugins, iptables for kube-proxy, iptables and
+# ipset for kube-router's NetworkPolicy controller).
 declare -A pkg_of=(
   [make]=make [git]=git [gcc]=gcc [awk]=gawk [cmp]=diffutils [nsenter]=util-linux [ip]=iproute2
   [containerd]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
-  [iptables]=iptables [conntrack]=conntrack
+  [iptables]=iptables [conntrack]=conntrack [ipset]=ipset
 )
 pkgs=()
 for cmd in "${!pkg_of[@]}"; do

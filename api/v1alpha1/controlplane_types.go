@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -83,6 +84,11 @@ type ControlPlaneSpec struct {
 	// +optional
 	CRDs CRDsSpec `json:"crds,omitempty"`
 
+	// NetworkPolicy limits which pods of the management cluster reach the
+	// control plane's.
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
 	// Suspend stops reconciliation: nothing is created, changed or deleted
 	// until it is false again. Running components keep running.
 	// +optional
@@ -96,6 +102,33 @@ type ControlPlaneSpec struct {
 	// +kubebuilder:default=Retain
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
+
+// NetworkPolicySpec: NetworkPolicies that admit to every pod of the control
+// plane (etcd, the API server, the engine's components) only the control
+// plane's own pods; to the API server also Marina's operators, clients from
+// outside the management cluster's pod network (members, people, load
+// balancers: the operator's --cluster-pod-cidrs, the marina chart's
+// operators.controlplane.networkPolicy.podCIDRs) and APIServerFrom.
+// Another tenant's pod reaches neither etcd nor any component, and the API
+// server only when listed. Egress is not limited.
+type NetworkPolicySpec struct {
+	// Enabled creates the NetworkPolicies; true by default. They take
+	// effect where the cluster's network enforces NetworkPolicies.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// APIServerFrom are further clients of the API server inside the
+	// management cluster, as NetworkPolicy peers: pods, namespaces (an
+	// ingress controller's, a tenant's tooling) or IP blocks.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	APIServerFrom []networkingv1.NetworkPolicyPeer `json:"apiServerFrom,omitempty"`
+}
+
+// NetworkPolicyEnabled says whether the control plane gets NetworkPolicies.
+func (s NetworkPolicySpec) NetworkPolicyEnabled() bool { return s.Enabled == nil || *s.Enabled }
 
 // DeletionPolicy says what happens to external etcd data on delete.
 // +kubebuilder:validation:Enum=Retain;Delete

@@ -60,7 +60,10 @@ func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag stri
 		// Vault, which is a dev server on plain http in a network of the
 		// environment's own.
 		"--set-string", "operators.controlplane.allowedURLHosts[0]="+SharedHost.IP.String(),
-		"--set-string", "operators.controlplane.vaultPlainHTTPHosts[0]="+SharedHost.IP.String())
+		"--set-string", "operators.controlplane.vaultPlainHTTPHosts[0]="+SharedHost.IP.String(),
+		// Every node's pod subnet is in it: other tenants' pods are kept
+		// out of the control planes' API servers, the host's tests are not.
+		"--set-string", "operators.controlplane.networkPolicy.podCIDRs[0]="+podSubnet)
 	if err != nil {
 		return err
 	}

@@ -41,5 +41,7 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 		VaultPollInterval: flags.VaultPollInterval,
 		ClusterDomain:     flags.ClusterDomain,
 		URLPolicy:         flags.URLPolicy,
+		PodCIDRs:          flags.PodCIDRs,
+		OperatorNamespace: opts.LeaderElectionNamespace,
 	}).SetupWithManager(mgr)
 }

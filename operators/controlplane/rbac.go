@@ -25,8 +25,8 @@ package main
 // +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/finalizers,verbs=update
 
 // What a control plane is made of: certificates' Secrets, the admin and
-// encryption Secrets, Services, the KMS plugin's identity, workloads and
-// their disruption budgets, all applied with server-side apply (a patch:
+// encryption Secrets, Services, the KMS plugin's identity, workloads,
+// their disruption budgets and NetworkPolicies, all applied with server-side apply (a patch:
 // create for the first apply, never update) and removed on deletion. The
 // chart's ValidatingAdmissionPolicy marina-controlplane-operator-scope
 // narrows these writes to objects labelled as Marina's, outside the
@@ -34,6 +34,7 @@ package main
 // +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 
 // A rollout that does not finish is explained by its pods: a container
 // waiting on an image pull or in a crash loop becomes RolloutStuck with

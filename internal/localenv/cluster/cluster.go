@@ -327,12 +327,38 @@ func (c Cluster) Start(ctx context.Context) error {
 	return c.allowKubeletAPI(ctx)
 }
 
+// NetworkPolicyUser is the identity of the nodes' NetworkPolicy enforcer.
+const NetworkPolicyUser = "marina:network-policy"
+
+// networkPolicyRole is what the enforcer reads: the policies, the pods and
+// namespaces their selectors match, and the nodes, Services and endpoints
+// kube-router watches to tell pod traffic from Service and node traffic.
+// It writes nothing.
+func networkPolicyRole() (*rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding) {
+	read := []string{"get", "list", "watch"}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: NetworkPolicyUser},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "namespaces", "nodes", "services", "endpoints"}, Verbs: read},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
+		},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: NetworkPolicyUser},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: NetworkPolicyUser}},
+	}
+	return role, binding
+}
+
 // kubeletClientUser is the identity the API server presents to kubelets.
 const kubeletClientUser = "kube-apiserver-kubelet-client"
 
 // allowKubeletAPI lets the API server use the kubelets' API (logs, exec,
 // port-forward): kubelets authorize it through the API server, like any
-// other client, and kubeadm grants the same binding.
+// other client, and kubeadm grants the same binding. It also lets the
+// nodes' NetworkPolicy enforcer read what it enforces.
 func (c Cluster) allowKubeletAPI(ctx context.Context) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig())
 	if err != nil {
@@ -348,6 +374,13 @@ func (c Cluster) allowKubeletAPI(ctx context.Context) error {
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: kubeletClientUser}},
 	}
 	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	role, npBinding := networkPolicyRole()
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, npBinding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	return nil

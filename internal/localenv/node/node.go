@@ -19,6 +19,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/marina-platform/marina/internal/localenv/cluster"
@@ -34,10 +37,13 @@ var cgroupHierarchies = []string{"cpu", "cpuacct", "cpuset", "memory", "devices"
 
 // Binaries are the programs a node runs.
 type Binaries struct {
-	Kubelet    string
-	KubeProxy  string
-	Containerd string
-	Ctr        string
+	Kubelet   string
+	KubeProxy string
+	// NetworkPolicy is kube-router (hack/tools/kube-router), run with only
+	// its NetworkPolicy controller: the bridge CNI enforces no policy.
+	NetworkPolicy string
+	Containerd    string
+	Ctr           string
 	// CNIDir holds the CNI plugins (bridge, host-local, portmap, loopback).
 	CNIDir string
 }
@@ -46,11 +52,12 @@ type Binaries struct {
 // runtime where Debian's packages install it (hack/ensure-deps.sh).
 func BinariesIn(kubeDir string) Binaries {
 	return Binaries{
-		Kubelet:    filepath.Join(kubeDir, "kubelet"),
-		KubeProxy:  filepath.Join(kubeDir, "kube-proxy"),
-		Containerd: "/usr/bin/containerd",
-		Ctr:        "/usr/bin/ctr",
-		CNIDir:     "/usr/lib/cni",
+		Kubelet:       filepath.Join(kubeDir, "kubelet"),
+		KubeProxy:     filepath.Join(kubeDir, "kube-proxy"),
+		NetworkPolicy: filepath.Join(kubeDir, "kube-router"),
+		Containerd:    "/usr/bin/containerd",
+		Ctr:           "/usr/bin/ctr",
+		CNIDir:        "/usr/lib/cni",
 	}
 }
 
@@ -99,6 +106,14 @@ func (n Node) Processes() []proc.Spec {
 			}},
 		{Name: "kube-proxy", Path: n.Bin.KubeProxy, NetNS: n.NetNS, Dir: n.Dir,
 			Args: []string{"--config=" + filepath.Join(n.Dir, "kube-proxy.yaml")}},
+		{Name: "kube-router", Path: n.Bin.NetworkPolicy, NetNS: n.NetNS, Dir: n.Dir,
+			Args: []string{
+				"--kubeconfig=" + filepath.Join(n.Dir, "network-policy.kubeconfig"),
+				"--hostname-override=" + n.Name,
+				"--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+				"--enable-cni=false", "--health-port=0", "--metrics-port=0",
+				"--v=1",
+			}},
 	}
 }
 
@@ -122,6 +137,7 @@ func (n Node) WriteConfig() error {
 		{"kubelet-client", pki.Request{CommonName: "system:node:" + n.Name, Organizations: []string{"system:nodes"}, Client: true}},
 		{"kubelet-serving", pki.Request{CommonName: n.Name, DNSNames: []string{n.Name}, IPs: []net.IP{n.IP}, Server: true}},
 		{"kube-proxy", pki.Request{CommonName: "system:kube-proxy", Client: true}},
+		{"network-policy", pki.Request{CommonName: cluster.NetworkPolicyUser, Client: true}},
 	}
 	for _, c := range certs {
 		if _, err := os.Stat(filepath.Join(p, c.file+".crt")); err == nil {
@@ -142,6 +158,9 @@ func (n Node) WriteConfig() error {
 		return err
 	}
 	if err := n.Cluster.WriteKubeconfig(filepath.Join(n.Dir, "kube-proxy.kubeconfig"), filepath.Join(p, "kube-proxy")); err != nil {
+		return err
+	}
+	if err := n.Cluster.WriteKubeconfig(filepath.Join(n.Dir, "network-policy.kubeconfig"), filepath.Join(p, "network-policy")); err != nil {
 		return err
 	}
 
@@ -331,17 +350,51 @@ func (n Node) StartRuntime(ctx context.Context) error {
 	return n.waitRuntime(ctx)
 }
 
-// Start starts kubelet and kube-proxy (and containerd if needed).
+// Start starts kubelet, kube-proxy and the NetworkPolicy enforcer (and
+// containerd if needed). The enforcer identifies its node by the Node
+// object, so it starts once the kubelet has registered it.
 func (n Node) Start(ctx context.Context) error {
 	if err := n.StartRuntime(ctx); err != nil {
 		return err
 	}
-	for _, s := range n.Processes()[1:] {
+	specs := n.Processes()
+	for i, s := range specs[1:] {
+		if i+1 == len(specs)-1 {
+			if err := n.waitRegistered(ctx); err != nil {
+				return err
+			}
+		}
 		if _, err := proc.Start(s); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
 	return nil
+}
+
+// waitRegistered waits until the kubelet has created the Node object, read
+// with the enforcer's own credentials.
+func (n Node) waitRegistered(ctx context.Context) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(n.Dir, "network-policy.kubeconfig"))
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		_, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: the kubelet did not register the Node in 2 minutes (last: %v); see %s", n.Name, err, filepath.Join(n.Dir, "kubelet.log"))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func (n Node) waitRuntime(ctx context.Context) error {
@@ -385,13 +438,13 @@ func (n Node) ImportImages(ctx context.Context, tarballs ...string) error {
 }
 
 // Stop removes every pod sandbox through the CRI (so no network namespace
-// of a pod stays mounted and busy), then stops kube-proxy and cleans its
-// rules, stops kubelet and unmounts what it mounted, stops containerd and
+// of a pod stays mounted and busy), then stops kube-proxy and kube-router
+// and cleans their rules, stops kubelet and unmounts what it mounted, stops containerd and
 // removes the node's cgroups.
 func (n Node) Stop(ctx context.Context) error {
 	var errs []error
 	specs := n.Processes()
-	containerd, kubelet, kubeProxy := specs[0], specs[1], specs[2]
+	containerd, kubelet, kubeProxy, netpol := specs[0], specs[1], specs[2], specs[3]
 
 	// kubelet would restart the pods we remove; stop it first.
 	errs = append(errs, proc.Stop(kubelet, 20*time.Second))
@@ -399,10 +452,19 @@ func (n Node) Stop(ctx context.Context) error {
 		errs = append(errs, n.removeSandboxes(ctx))
 	}
 	errs = append(errs, proc.Stop(kubeProxy, 10*time.Second))
+	errs = append(errs, proc.Stop(netpol, 10*time.Second))
 	if _, err := os.Stat(proc.NetNSPath(n.NetNS)); err == nil {
-		// Remove the Service rules kube-proxy left in the namespace.
+		// Remove the Service rules kube-proxy left in the namespace, and
+		// kube-router's policy chains and ipsets.
 		if out, err := exec.CommandContext(ctx, "nsenter", "--net="+proc.NetNSPath(n.NetNS), "--", n.Bin.KubeProxy, "--cleanup").CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %w: %s", err, out))
+		}
+		// It cleans its NetworkPolicy controller's configuration first, then
+		// crashes cleaning the service proxy's IPVS, which never ran here
+		// (the kernel has none): only the first part's outcome counts.
+		out, err := exec.CommandContext(ctx, "nsenter", "--net="+proc.NetNSPath(n.NetNS), "--", n.Bin.NetworkPolicy, "--cleanup-config").CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "Successfully cleaned the NetworkPolicyController configurations") {
+			errs = append(errs, fmt.Errorf("kube-router --cleanup-config: %w: %s", err, out))
 		}
 	}
 	errs = append(errs, proc.Stop(containerd, 20*time.Second))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -170,6 +171,48 @@ func TestPodRunsAndServesThroughAService(t *testing.T) {
 		body = getOnce(ctx, inNode, "http://"+net.JoinHostPort(svc.Spec.ClusterIP, "80"))
 		return body == "hello from echo\n"
 	}, filepath.Join(n.Dir, "kube-proxy.log"))
+
+	// NetworkPolicies are enforced (kube-network-policies): a policy that
+	// admits nothing to the pod makes it unreachable, one that admits the
+	// host's network lets it answer again, and removing them restores it.
+	pods := "http://" + net.JoinHostPort(podIP, "8080")
+	// New connections only: an established one is let through by design.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-isolated", Namespace: "default"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: labels},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
+	}
+	if _, err := cs.NetworkingV1().NetworkPolicies("default").Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancelWait := context.WithTimeout(ctx, 45*time.Second)
+	defer cancelWait()
+	waitFor(waitCtx, t, "the isolated pod to stop answering", func() bool {
+		return getOnce(ctx, fresh, pods) == ""
+	}, filepath.Join(n.Dir, "kube-router.log"))
+	_, hosts, err := net.ParseCIDR(topo.Gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-from-hosts", Namespace: "default"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: labels},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: hosts.String()}}},
+			}},
+		},
+	}
+	if _, err := cs.NetworkingV1().NetworkPolicies("default").Create(ctx, allow, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the pod to answer the host again", func() bool {
+		return getOnce(ctx, fresh, pods) == "hello from echo\n"
+	}, filepath.Join(n.Dir, "kube-router.log"))
 
 	if err := n.Stop(ctx); err != nil {
 		t.Fatalf("stop node: %v", err)

@@ -44,6 +44,8 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 		EncryptionConfigSecret: EncryptionConfigSecretName(cp),
 		ClusterDomain:          r.ClusterDomain,
 		EtcdIssuerLegacy:       r.etcdIssuerLegacy(ctx, cp),
+		OperatorNamespace:      r.OperatorNamespace,
+		PodCIDRs:               r.PodCIDRs,
 	}
 	if enc := cp.Spec.Encryption; enc != nil {
 		// New API server pods load a changed list of encrypted resources at

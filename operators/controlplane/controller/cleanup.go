@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,8 @@ var ownedKinds = []schema.GroupVersionKind{
 	certificateGVK,
 	issuerGVK,
 	corev1.SchemeGroupVersion.WithKind("Secret"),
+	// Last: the pods they guard are gone by then.
+	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
 }
 
 // owned lists the control plane's objects of one kind by their labels, from

@@ -13,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -76,6 +77,12 @@ type Reconciler struct {
 	// KMSPluginImage is the kms-vault image run next to the API servers of
 	// control planes with spec.encryption; without it they are refused.
 	KMSPluginImage string
+	// OperatorNamespace is where Marina's operators run: the control
+	// planes' NetworkPolicies let its pods reach their API servers.
+	OperatorNamespace string
+	// PodCIDRs are the management cluster's pod networks: addresses outside
+	// them (clients from outside the cluster) may reach the API servers.
+	PodCIDRs []string
 	// URLPolicy limits the hosts a spec's URLs may name and where Vault may
 	// be plain http; the zero value allows any host and no plain http.
 	URLPolicy urlpolicy.Policy
@@ -133,7 +140,7 @@ func CacheOptions(o *cache.Options) {
 	}
 	for _, obj := range []client.Object{
 		&corev1.Secret{}, &corev1.Service{}, &corev1.ServiceAccount{}, &appsv1.Deployment{}, &appsv1.StatefulSet{},
-		&policyv1.PodDisruptionBudget{}, newUnstructured(certificateGVK), newUnstructured(issuerGVK),
+		&policyv1.PodDisruptionBudget{}, newUnstructured(certificateGVK), newUnstructured(issuerGVK), &networkingv1.NetworkPolicy{},
 	} {
 		o.ByObject[obj] = cache.ByObject{Label: mine}
 	}
@@ -181,6 +188,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(newUnstructured(certificateGVK)).
 		Owns(newUnstructured(issuerGVK)).
 		// cert-manager writes the certificates' Secrets; they carry the

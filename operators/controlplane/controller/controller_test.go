@@ -123,7 +123,7 @@ func run(m *testing.M) (int, error) {
 		Name: "external", IP: net.IPv4(127, 0, 0, 1), Members: 1, BasePort: port,
 		Dir: filepath.Join(dir, "etcd"), Etcd: filepath.Join(assets, "etcd"),
 	}
-	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
+	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute) // as envtest gets: a loaded machine is slow to start etcd
 	defer cancelStart()
 	if err := etcd.Start(startCtx); err != nil {
 		return 1, fmt.Errorf("start external etcd: %w", err)

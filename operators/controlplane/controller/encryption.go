@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ type Flags struct {
 	VaultPollInterval time.Duration
 	ClusterDomain     string
 	URLPolicy         urlpolicy.Policy
+	PodCIDRs          cidrList
 }
 
 // Bind registers the flags on fs.
@@ -58,10 +60,33 @@ func (f *Flags) Bind(fs *flag.FlagSet) {
 		"how often Vault is asked for the transit key's latest version, to notice a rotation")
 	fs.StringVar(&f.ClusterDomain, "cluster-domain", "cluster.local",
 		"DNS domain of the management cluster, in the names of certificates and of the Services the federation API server reaches")
+	fs.Var(&f.PodCIDRs, "cluster-pod-cidrs",
+		"comma-separated pod CIDRs of the management cluster: control planes' API servers admit every address outside them (clients from outside the cluster); empty admits every address")
 	fs.Var(&f.URLPolicy.Allowed, "allowed-url-hosts",
 		"comma-separated hosts the URLs of a ControlPlane (CRD bundle, proxy, Vault) may name: host names, *.domain, IP addresses, CIDR prefixes; empty allows any")
 	fs.Var(&f.URLPolicy.PlainHTTP, "vault-plain-http-hosts",
 		"comma-separated hosts (same patterns) of Vault servers that may be reached over plain http; every other Vault needs https")
+}
+
+// cidrList is a flag.Value of comma-separated CIDR prefixes.
+type cidrList []string
+
+func (l *cidrList) String() string { return strings.Join(*l, ",") }
+
+func (l *cidrList) Set(v string) error {
+	var out cidrList
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR prefix such as 10.244.0.0/16", p)
+		}
+		out = append(out, pfx.Masked().String())
+	}
+	*l = out
+	return nil
 }
 
 // EncryptionConfigSecretName is the Secret holding a control plane's

@@ -23,6 +23,11 @@ import (
 func (r *Reconciler) reconcileEtcd(ctx context.Context, s *scope) (result, error) {
 	const cond = marinav1alpha1.ConditionEtcdReady
 	cp := s.cp
+	// The NetworkPolicies go first, so that no pod of the control plane,
+	// etcd's least of all, is ever reachable from another tenant's.
+	if err := r.applyKind(ctx, s, "NetworkPolicy"); err != nil {
+		return proceed, err
+	}
 	if ext := cp.Spec.Etcd.External; ext != nil {
 		cluster, res, err := r.externalEtcd(ctx, s, cond)
 		if err != nil || res.stop {

@@ -2,6 +2,7 @@ package render
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
@@ -25,7 +26,16 @@ type Values struct {
 	Certificates      CertificateValues             `json:"certificates"`
 	Etcd              EtcdValues                    `json:"etcd"`
 	Encryption        *EncryptionValues             `json:"encryption,omitempty"`
+	NetworkPolicy     NetworkPolicyValues           `json:"networkPolicy"`
 	Components        ComponentsValues              `json:"components"`
+}
+
+// NetworkPolicyValues: who reaches the control plane's pods.
+type NetworkPolicyValues struct {
+	Enabled           bool                             `json:"enabled"`
+	OperatorNamespace string                           `json:"operatorNamespace,omitempty"`
+	PodCIDRs          []string                         `json:"podCIDRs,omitempty"`
+	APIServerFrom     []networkingv1.NetworkPolicyPeer `json:"apiServerFrom,omitempty"`
 }
 
 // EncryptionValues run the KMS plugin next to every API server.
@@ -225,6 +235,12 @@ type Options struct {
 	// ClusterDomain is the management cluster's DNS domain; the chart's
 	// default (cluster.local) when empty.
 	ClusterDomain string
+	// OperatorNamespace is where Marina's operators run; their pods may
+	// reach the API server.
+	OperatorNamespace string
+	// PodCIDRs are the management cluster's pod networks: addresses outside
+	// them may reach the API server.
+	PodCIDRs []string
 }
 
 // ValuesFor maps a ControlPlane onto the chart's values.
@@ -291,6 +307,12 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 
 	if e := spec.Encryption; e != nil {
 		v.Encryption = encryptionValues(e, opts)
+	}
+	v.NetworkPolicy = NetworkPolicyValues{
+		Enabled:           spec.NetworkPolicy.NetworkPolicyEnabled(),
+		OperatorNamespace: opts.OperatorNamespace,
+		PodCIDRs:          opts.PodCIDRs,
+		APIServerFrom:     spec.NetworkPolicy.APIServerFrom,
 	}
 
 	c := &spec.Components

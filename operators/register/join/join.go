@@ -318,7 +318,13 @@ func (p Pair) memberSide(ctx context.Context) (map[string]token, string, error) 
 	if err := createIfMissing(ctx, c, ns); err != nil {
 		return nil, "", fmt.Errorf("member: namespace %s: %w", Namespace, err)
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(ns), ns); err != nil {
+	err := c.Get(ctx, client.ObjectKeyFromObject(ns), ns)
+	if apierrors.IsNotFound(err) {
+		// A last unjoin's deletion of it finished between the create,
+		// which found it still there, and this read: make it next time.
+		return nil, fmt.Sprintf("waiting to make the member's namespace %s again, just deleted", Namespace), nil
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("member: namespace %s: %w", Namespace, err)
 	}
 	if ns.DeletionTimestamp != nil {
