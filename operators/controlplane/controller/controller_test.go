@@ -25,6 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -614,6 +615,67 @@ func appliesOf(t *testing.T, cp *marinav1alpha1.ControlPlane, result string) flo
 		}
 	}
 	return 0
+}
+
+// TestNetworkPolicies: a control plane's NetworkPolicies exist, owned by it,
+// admit the extra API server clients of the spec, and go with it.
+func TestNetworkPolicies(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	createSecret(t, ns, "etcd-client", etcdTLS)
+	createCA(t, ns, "np-ca")
+	cp := externalEtcdControlPlane(ns, "np")
+	cp.Spec.NetworkPolicy.APIServerFrom = []networkingv1.NetworkPolicyPeer{{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ingress"}},
+	}}
+	create(t, cp)
+	names := []string{"np-isolate", "np-apiserver-clients"}
+	policies := map[string]*networkingv1.NetworkPolicy{}
+	eventually(t, "the NetworkPolicies of np", func() bool {
+		for _, n := range names {
+			p := &networkingv1.NetworkPolicy{}
+			if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, p) != nil {
+				return false
+			}
+			policies[n] = p
+		}
+		return true
+	})
+	for _, p := range policies {
+		assertOwned(t, p, cp)
+	}
+	isolate := policies["np-isolate"].Spec
+	if sel := isolate.PodSelector.MatchLabels; sel["app.kubernetes.io/instance"] != "np" || len(isolate.Ingress) != 1 {
+		t.Errorf("np-isolate selects %v with %d ingress rules, want the control plane's pods admitting only each other", sel, len(isolate.Ingress))
+	}
+	api := policies["np-apiserver-clients"].Spec
+	if len(api.Ingress) != 1 {
+		t.Fatalf("np-apiserver-clients has %d ingress rules, want 1", len(api.Ingress))
+	}
+	var sawSpecPeer bool
+	for _, peer := range api.Ingress[0].From {
+		if peer.NamespaceSelector != nil && peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "ingress" {
+			sawSpecPeer = true
+		}
+	}
+	if !sawSpecPeer {
+		t.Errorf("np-apiserver-clients does not admit spec.networkPolicy.apiServerFrom: %+v", api.Ingress[0].From)
+	}
+
+	// Deleting the control plane removes them with everything else (last,
+	// once its pods are gone).
+	if err := k8s.Delete(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, cp, 2*time.Minute)
+	eventually(t, "the NetworkPolicies of np to be deleted", func() bool {
+		for _, n := range names {
+			if !apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, &networkingv1.NetworkPolicy{})) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestOtherDataCenterAndSuspend: a ControlPlane of another data center and
