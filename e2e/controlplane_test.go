@@ -181,6 +181,10 @@ func TestControlPlanes(t *testing.T) {
 		}
 	})
 
+	t.Run("etcd and the API server killed: restarted, serving, nothing lost", func(t *testing.T) {
+		checkKilledProcesses(ctx, t, mgmt[dc2.Name], fed["delta"], ns, "delta")
+	})
+
 	t.Run("another tenant's pod reaches neither etcd nor the API server", func(t *testing.T) {
 		checkNetworkPolicies(ctx, t, clientset(t, dc2.Kubeconfig()), ns, "delta", 5443)
 	})
@@ -373,9 +377,9 @@ func TestControlPlanes(t *testing.T) {
 			waitFor(ctx, t, "ControlPlane "+x.cp.Name+" to be deleted", func() bool {
 				return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(x.cp), &marinav1alpha1.ControlPlane{}))
 			})
-			for _, kind := range []string{"Deployment", "StatefulSet", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget", "PersistentVolumeClaim"} {
+			for _, kind := range []string{"Deployment", "StatefulSet", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget", "PersistentVolumeClaim", "NetworkPolicy"} {
 				l := &unstructured.UnstructuredList{}
-				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "StatefulSet": "apps/v1", "PodDisruptionBudget": "policy/v1"}[kind])
+				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "StatefulSet": "apps/v1", "PodDisruptionBudget": "policy/v1", "NetworkPolicy": "networking.k8s.io/v1"}[kind])
 				if l.GetAPIVersion() == "" {
 					l.SetAPIVersion("v1")
 				}
