@@ -334,24 +334,7 @@ func TestControlPlanes(t *testing.T) {
 		c := mgmt[dc1.Name]
 		before := servedSerial(ctx, t, c, dc1, alpha)
 		failures := watchRequests(ctx, fed["alpha"])
-		// What `cmctl renew` does: ask cert-manager to issue again now.
-		cert := &unstructured.Unstructured{}
-		cert.SetAPIVersion("cert-manager.io/v1")
-		cert.SetKind("Certificate")
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alpha-apiserver"}, cert); err != nil {
-			t.Fatal(err)
-		}
-		conds, _, _ := unstructured.NestedSlice(cert.Object, "status", "conditions")
-		conds = append(conds, map[string]any{
-			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-			"message": "renewal asked for by the e2e test", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
-		})
-		if err := unstructured.SetNestedSlice(cert.Object, conds, "status", "conditions"); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Status().Update(ctx, cert); err != nil {
-			t.Fatal(err)
-		}
+		renewNow(ctx, t, c, ns, "alpha-apiserver")
 		waitFor(ctx, t, "the API server to serve the renewed certificate", func() bool {
 			return servedSerial(ctx, t, c, dc1, alpha) != before
 		})
@@ -478,6 +461,29 @@ func mgmtClient(t *testing.T, kubeconfigPath string) client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// renewNow does what `cmctl renew` does: asks cert-manager to issue the
+// Certificate again now.
+func renewNow(ctx context.Context, t *testing.T, c client.Client, ns, name string) {
+	t.Helper()
+	cert := &unstructured.Unstructured{}
+	cert.SetAPIVersion("cert-manager.io/v1")
+	cert.SetKind("Certificate")
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cert); err != nil {
+		t.Fatal(err)
+	}
+	conds, _, _ := unstructured.NestedSlice(cert.Object, "status", "conditions")
+	conds = append(conds, map[string]any{
+		"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+		"message": "renewal asked for by the e2e test", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+	})
+	if err := unstructured.SetNestedSlice(cert.Object, conds, "status", "conditions"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Status().Update(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustCreate(ctx context.Context, t *testing.T, c client.Client, obj client.Object) {

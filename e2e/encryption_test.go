@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +30,7 @@ const kmsPrefix = "k8s:enc:kms:v2:marina-vault:"
 // Secret with the new key version; Vault stopped for a while leaves the
 // control plane serving, Degraded, and it recovers on its own.
 func TestEncryptionAtRest(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	dc1 := env.DataCenters()[0]
 	mgmt := mgmtClient(t, dc1.Kubeconfig())
@@ -188,6 +190,35 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 		t.Errorf("Ready while Vault is down: %+v; want True/Degraded", c)
 	}
 	readable("before-rotation", "after-rotation")
+	stopped := time.Now()
+
+	// A certificate renewal while Vault is down: new API server pods could
+	// not start their KMS plugin, so the running ones are kept, for the
+	// whole 5 minutes Vault stays down, and the renewal rolls them once it
+	// is back.
+	apiserver := &appsv1.Deployment{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: cp.Name + "-apiserver"}, apiserver); err != nil {
+		t.Fatal(err)
+	}
+	generation := apiserver.Generation
+	renewNow(ctx, t, mgmt, ns, cp.Name+"-apiserver")
+	held := waitCondition(ctx, t, mgmt, cp, marinav1alpha1.ConditionAPIServerReady, metav1.ConditionTrue, marinav1alpha1.ReasonDegraded)
+	if c := meta.FindStatusCondition(held.Status.Conditions, marinav1alpha1.ConditionAPIServerReady); !strings.Contains(c.Message, "is held while Vault does not answer") {
+		t.Errorf("APIServerReady while the renewal waits for Vault: %s; want it to say the rollout is held", c.Message)
+	}
+	checks := 0
+	for time.Since(stopped) < 5*time.Minute {
+		if err := mgmt.Get(ctx, client.ObjectKeyFromObject(apiserver), apiserver); err != nil {
+			t.Fatal(err)
+		}
+		if apiserver.Generation != generation {
+			t.Fatalf("the API server's Deployment changed (generation %d → %d) while Vault was down %s", generation, apiserver.Generation, time.Since(stopped).Round(time.Second))
+		}
+		readable("before-rotation", "after-rotation")
+		checks++
+		time.Sleep(15 * time.Second)
+	}
+	t.Logf("Vault down %s during a certificate renewal: the API server's Deployment unchanged and both Secrets readable at each of %d checks", time.Since(stopped).Round(time.Second), checks)
 	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
 	defer cancelStart()
 	if err := v.Start(startCtx); err != nil {
@@ -195,6 +226,27 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	}
 	vaultUp = true
 	waitCondition(ctx, t, mgmt, cp, marinav1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded)
+	// Now the renewal rolls the API server; its new pod serves.
+	waitFor(ctx, t, "the held renewal to roll the API server", func() bool {
+		return mgmt.Get(ctx, client.ObjectKeyFromObject(apiserver), apiserver) == nil && apiserver.Generation > generation
+	})
+	waitReady(ctx, t, mgmt, cp, 3*time.Minute)
+	// The client talks to a pod: wait until the old one is gone.
+	waitFor(ctx, t, "the API server's old pod to be gone and the new one ready", func() bool {
+		pods := &corev1.PodList{}
+		if mgmt.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": cp.Name, "app.kubernetes.io/component": "apiserver"}) != nil || len(pods.Items) != 1 {
+			return false
+		}
+		p := pods.Items[0]
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return p.DeletionTimestamp == nil && c.Status == corev1.ConditionTrue
+			}
+		}
+		return false
+	})
+	fed = federationClient(ctx, t, mgmt, dc1, cp, envCA.Cert)
+	t.Logf("Vault back: the renewal rolled the API server %s after Vault stopped", time.Since(stopped).Round(time.Second))
 	createSecret("after-outage")
 	readable("before-rotation", "after-rotation", "after-outage")
 	assertEncrypted("after-outage", keyV2)
