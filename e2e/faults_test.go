@@ -143,16 +143,7 @@ func TestCreateWithAnExternalEtcdMemberDown(t *testing.T) {
 	defer cancel()
 	dc := env.DataCenters()[0]
 	mgmt := mgmtClient(t, dc.Kubeconfig())
-	ns := fmt.Sprintf("e2e-etcd-down-%d", time.Now().Unix()%100000)
-	mustCreate(ctx, t, mgmt, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	t.Cleanup(func() {
-		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	})
-	etcdSecret, err := env.EtcdClientSecret(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(ctx, t, mgmt, etcdSecret)
+	ns := tenantNamespace(ctx, t, mgmt, "e2e-etcd-down")
 
 	etcd := env.ExternalEtcd()
 	member := etcd.Processes()[1]

@@ -64,25 +64,34 @@ func checkNetworkPolicies(ctx context.Context, t *testing.T, cs kubernetes.Inter
 // 3 s each) and says whether it got one, with its output.
 func dialFrom(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name, addr string) (bool, string) {
 	t.Helper()
+	t.Cleanup(func() { _ = cs.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	phase, logs := runToCompletion(ctx, t, cs, ns, name, "", "-dial", addr, "-tries", "3")
+	return phase == corev1.PodSucceeded, logs
+}
+
+// runToCompletion runs the echoserver image with args as pod ns/name (on
+// node when not empty) and waits, five minutes at most, for it to end:
+// its phase and its output.
+func runToCompletion(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name, node string, args ...string) (corev1.PodPhase, string) {
+	t.Helper()
 	_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/name": "e2e-netpol-probe"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{
+			NodeName:      node,
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
-				Name: "dial", Image: localenv.EchoImage, ImagePullPolicy: corev1.PullNever,
-				Args: []string{"-dial", addr, "-tries", "3"},
+				Name: "client", Image: localenv.EchoImage, ImagePullPolicy: corev1.PullNever, Args: args,
 			}},
 			TerminationGracePeriodSeconds: ptr.To[int64](1),
 		},
 	}, metav1.CreateOptions{})
-	if err != nil {
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cs.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	var phase corev1.PodPhase
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	waitFor(waitCtx, t, "probe pod "+ns+"/"+name+" to finish dialing "+addr, func() bool {
+	waitFor(waitCtx, t, "pod "+ns+"/"+name+" to finish", func() bool {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			phase = p.Status.Phase
@@ -90,5 +99,5 @@ func dialFrom(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, na
 		return phase == corev1.PodSucceeded || phase == corev1.PodFailed
 	})
 	logs, _ := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
-	return phase == corev1.PodSucceeded, string(logs)
+	return phase, string(logs)
 }

@@ -241,30 +241,7 @@ func TestPodOnEveryNodeServesThroughAService(t *testing.T) {
 			// A client pod on the same node reaches the Service by its
 			// name, resolved by the cluster's CoreDNS.
 			byName := "http://echo." + ns + ".svc.cluster.local/"
-			_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Name: "client"},
-				Spec: corev1.PodSpec{
-					NodeName:      n.Name,
-					RestartPolicy: corev1.RestartPolicyNever,
-					Containers: []corev1.Container{{
-						Name: "client", Image: localenv.EchoImage, ImagePullPolicy: corev1.PullNever,
-						Args: []string{"-get", byName, "-tries", "60"},
-					}},
-					TerminationGracePeriodSeconds: ptr.To[int64](1),
-				},
-			}, metav1.CreateOptions{})
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatal(err)
-			}
-			var phase corev1.PodPhase
-			waitFor(ctx, t, "client pod to finish GET "+byName, func() bool {
-				p, err := cs.CoreV1().Pods(ns).Get(ctx, "client", metav1.GetOptions{})
-				if err == nil {
-					phase = p.Status.Phase
-				}
-				return phase == corev1.PodSucceeded || phase == corev1.PodFailed
-			})
-			logs, _ := cs.CoreV1().Pods(ns).GetLogs("client", &corev1.PodLogOptions{}).DoRaw(ctx)
+			phase, logs := runToCompletion(ctx, t, cs, ns, "client", n.Name, "-get", byName, "-tries", "60")
 			if phase != corev1.PodSucceeded || string(logs) != "hello from echo\n" {
 				t.Errorf("GET %s from a pod: %s, output %q", byName, phase, logs)
 			}
