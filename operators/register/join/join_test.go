@@ -395,7 +395,17 @@ func tokenConfig(token, ca []byte) *rest.Config {
 
 func whoAmI(ctx context.Context, t *testing.T, cfg *rest.Config) string {
 	t.Helper()
-	r, err := kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	var r *authenticationv1.SelfSubjectReview
+	var err error
+	// A grant made a moment ago (grantImpersonation) reaches the API
+	// server's RBAC authorizer through its informer: a forbidden answer is
+	// asked again for a few seconds before it counts.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r, err = kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("who am I: %v", err)
 	}
