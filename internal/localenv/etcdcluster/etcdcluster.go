@@ -144,7 +144,34 @@ func (c Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.WaitHealthy(ctx, c.Members)
+	return c.waitStarted(ctx)
+}
+
+// waitStarted waits until every member is healthy. A member that exits
+// (a port taken, a bad certificate) will not come back, so it ends the wait
+// at once with the end of its log.
+func (c Cluster) waitStarted(ctx context.Context) error {
+	cli, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	for {
+		healthy, lastErr := c.healthy(ctx, cli)
+		if healthy >= c.Members {
+			return nil
+		}
+		for _, s := range c.Processes() {
+			if _, ok := proc.Running(s); !ok {
+				return fmt.Errorf("etcd cluster %s: member %s exited; its log (%s) ends with:\n%s", c.Name, s.Name, s.LogFile(), proc.LogTail(s, 10))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcd cluster %s: %d of %d members healthy: %v (logs in %s)", c.Name, healthy, c.Members, lastErr, c.Dir)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops every member; data stays.

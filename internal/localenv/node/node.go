@@ -372,7 +372,10 @@ func (n Node) Start(ctx context.Context) error {
 }
 
 // waitRegistered waits until the kubelet has created the Node object, read
-// with the enforcer's own credentials.
+// with the enforcer's own credentials. A kubelet on a loaded machine can give
+// up early in its start (its first contact with a busy API server or
+// containerd), so one that exited is started again, twice at most, and the
+// error carries the end of its log.
 func (n Node) waitRegistered(ctx context.Context) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(n.Dir, "network-policy.kubeconfig"))
 	if err != nil {
@@ -382,16 +385,28 @@ func (n Node) waitRegistered(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	kubelet := n.Processes()[1]
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	var exits []string
 	for {
 		_, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 		if err == nil {
 			return nil
 		}
+		if _, ok := proc.Running(kubelet); !ok && len(exits) < 2 {
+			exits = append(exits, "the kubelet exited; its log ended with:\n"+proc.LogTail(kubelet, 10))
+			if _, err := proc.Start(kubelet); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node %s: the kubelet did not register the Node in 2 minutes (last: %v); see %s", n.Name, err, filepath.Join(n.Dir, "kubelet.log"))
+			msg := fmt.Sprintf("node %s: the kubelet did not register the Node in 3 minutes (last: %v)", n.Name, err)
+			if len(exits) > 0 {
+				msg += "\n" + strings.Join(exits, "\n")
+			}
+			return fmt.Errorf("%s\nkubelet log (%s) ends with:\n%s", msg, kubelet.LogFile(), proc.LogTail(kubelet, 15))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
