@@ -52,7 +52,7 @@ func TestControlPlanes(t *testing.T) {
 	ns := fmt.Sprintf("e2e-cp-%d", time.Now().Unix()%100000)
 	mgmt := map[string]client.Client{dc1.Name: mgmtClient(t, dc1.Kubeconfig()), dc2.Name: mgmtClient(t, dc2.Kubeconfig())}
 
-	// The custom CA, a Secret of the user's like the etcd client's.
+	// The custom CA, a Secret of the user's.
 	ca, err := pki.NewCA("e2e custom CA")
 	if err != nil {
 		t.Fatal(err)
@@ -64,11 +64,6 @@ func TestControlPlanes(t *testing.T) {
 	for _, dc := range dcs {
 		c := mgmt[dc.Name]
 		mustCreate(ctx, t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-		etcdSecret, err := env.EtcdClientSecret(ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustCreate(ctx, t, c, etcdSecret)
 		t.Cleanup(func() { _ = c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
 	}
 	mustCreate(ctx, t, mgmt[dc1.Name], &corev1.Secret{
@@ -143,7 +138,7 @@ func TestControlPlanes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cli.Close()
-		key := alpha.Spec.Etcd.External.KeyPrefix + "/configmaps/default/e2e-marker"
+		key := etcdPrefix(alpha) + "/configmaps/default/e2e-marker"
 		resp, err := cli.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)
@@ -390,22 +385,22 @@ func TestControlPlanes(t *testing.T) {
 			if x.cp.Spec.Etcd.External == nil {
 				continue // local etcd went with its StatefulSet, checked above
 			}
-			resp, err := cli.Get(ctx, x.cp.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			resp, err := cli.Get(ctx, etcdPrefix(x.cp)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 			if err != nil {
 				t.Fatal(err)
 			}
 			retained := x.cp.Spec.DeletionPolicy != marinav1alpha1.DeletionPolicyDelete
 			if retained && resp.Count == 0 || !retained && resp.Count != 0 {
-				t.Errorf("%s (deletionPolicy %s): %d keys under %s", x.cp.Name, x.cp.Spec.DeletionPolicy, resp.Count, x.cp.Spec.Etcd.External.KeyPrefix)
+				t.Errorf("%s (deletionPolicy %s): %d keys under %s", x.cp.Name, x.cp.Spec.DeletionPolicy, resp.Count, etcdPrefix(x.cp))
 			}
 		}
-		for _, name := range []string{"custom-ca", localenv.EtcdClientSecretName} {
+		for _, name := range []string{"custom-ca"} {
 			if err := mgmt[dc1.Name].Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}); err != nil {
 				t.Errorf("the user's Secret %s: %v", name, err)
 			}
 		}
 		// beta kept its keys (Retain); remove them as its owner would.
-		if _, err := cli.Delete(ctx, beta.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix()); err != nil {
+		if _, err := cli.Delete(ctx, etcdPrefix(beta)+"/", clientv3.WithPrefix()); err != nil {
 			t.Error(err)
 		}
 	})
@@ -484,6 +479,20 @@ func renewNow(ctx context.Context, t *testing.T, c client.Client, ns, name strin
 	if err := c.Status().Update(ctx, cert); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// etcdPrefix is where a created ControlPlane on the external etcd keeps its
+// keys: the prefix its DataStore assigned (the data center's, named for its
+// UID), or the one of its own spec.
+func etcdPrefix(cp *marinav1alpha1.ControlPlane) string {
+	ext := cp.Spec.Etcd.External
+	if ext.DataStore == "" {
+		return ext.KeyPrefix
+	}
+	if cp.UID == "" {
+		panic("etcdPrefix of a ControlPlane not created yet: " + cp.Name)
+	}
+	return "/marina/" + cp.Spec.DataCenter + "/" + string(cp.UID)
 }
 
 func mustCreate(ctx context.Context, t *testing.T, c client.Client, obj client.Object) {

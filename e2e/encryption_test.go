@@ -103,7 +103,7 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	defer etcdCli.Close()
 	stored := func(name string) (value []byte, modRevision int64) {
 		t.Helper()
-		resp, err := etcdCli.Get(ctx, cp.Spec.Etcd.External.KeyPrefix+"/secrets/default/"+name)
+		resp, err := etcdCli.Get(ctx, etcdPrefix(cp)+"/secrets/default/"+name)
 		if err != nil || len(resp.Kvs) != 1 {
 			t.Fatalf("etcd: Secret %s: %v, %d keys", name, err, len(resp.Kvs))
 		}
@@ -265,8 +265,8 @@ path "%[1]s/keys/%[2]s" { capabilities = ["read"] }
 	waitFor(ctx, t, "the encrypted control plane to be deleted", func() bool {
 		return mgmt.Get(ctx, client.ObjectKeyFromObject(cp), &marinav1alpha1.ControlPlane{}) != nil
 	})
-	if resp, err := etcdCli.Get(ctx, cp.Spec.Etcd.External.KeyPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
-		t.Errorf("after deletion: %v, %d keys left under %s", err, resp.Count, cp.Spec.Etcd.External.KeyPrefix)
+	if resp, err := etcdCli.Get(ctx, etcdPrefix(cp)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Errorf("after deletion: %v, %d keys left under %s", err, resp.Count, etcdPrefix(cp))
 	}
 }
 

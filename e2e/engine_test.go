@@ -263,10 +263,5 @@ func tenantNamespace(ctx context.Context, t *testing.T, mgmt client.Client, pref
 	t.Cleanup(func() {
 		_ = mgmt.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	})
-	etcdSecret, err := env.EtcdClientSecret(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(ctx, t, mgmt, etcdSecret)
 	return ns
 }

@@ -178,7 +178,7 @@ func TestCreateWithAnExternalEtcdMemberDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	prefix := cp.Spec.Etcd.External.KeyPrefix + "/"
+	prefix := etcdPrefix(cp) + "/"
 	before, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)

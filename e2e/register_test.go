@@ -47,17 +47,10 @@ func TestRegistration(t *testing.T) {
 	var sites []*site
 	for _, dc := range env.DataCenters() {
 		s := &site{dc: dc, mgmt: mgmtClient(t, dc.Kubeconfig())}
-		etcdSecret, err := env.EtcdClientSecret(ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		etcdSecret.Name = "e2e-register-etcd"
-		mustCreate(ctx, t, s.mgmt, etcdSecret)
-		t.Cleanup(func() { _ = s.mgmt.Delete(context.Background(), etcdSecret) })
+		var err error
 		if s.cp, err = env.ControlPlane(dc, ns, "e2e-register"); err != nil {
 			t.Fatal(err)
 		}
-		s.cp.Spec.Etcd.External.TLSSecretRef.Name = etcdSecret.Name
 		s.cp.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
 		s.cp.Labels = map[string]string{"e2e": "registration"}
 		mustCreate(ctx, t, s.mgmt, s.cp)

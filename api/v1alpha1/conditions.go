@@ -105,6 +105,17 @@ const (
 	// operator version cannot run; the control plane is not started
 	// unencrypted.
 	ReasonEncryptionUnsupported = "EncryptionUnsupported"
+	// ReasonDataStoreNotFound: the DataStore a ControlPlane names does not
+	// exist.
+	ReasonDataStoreNotFound = "DataStoreNotFound"
+	// ReasonDataStoreNotReady: the DataStore's credentials or etcd do not
+	// work, or it is being deleted; the platform team fixes it.
+	ReasonDataStoreNotReady = "DataStoreNotReady"
+	// ReasonEtcdAuthDisabled: a DataStore's etcd runs without
+	// authentication, so no role would isolate its control planes.
+	ReasonEtcdAuthDisabled = "EtcdAuthDisabled"
+	// ReasonInUse: the object cannot go while others use it.
+	ReasonInUse = "InUse"
 
 	// ReasonClusterUnreachable: a member or peer API server did not answer.
 	ReasonClusterUnreachable = "ClusterUnreachable"

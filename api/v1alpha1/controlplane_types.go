@@ -227,32 +227,51 @@ const (
 	EtcdStorageEmptyDir EtcdStorageType = "EmptyDir"
 )
 
-// ExternalEtcd is an etcd cluster that Marina does not run. Several control
-// planes may share one; each keeps its data under its own key prefix.
+// ExternalEtcd is an etcd cluster that Marina does not run: a DataStore the
+// platform team registered, which isolates each control plane on it, or
+// (deprecated) endpoints, a client certificate and a key prefix of your own.
+// +kubebuilder:validation:XValidation:rule="has(self.dataStore) != (has(self.endpoints) || has(self.tlsSecretRef) || has(self.keyPrefix))",message="spec.etcd.external takes either dataStore or endpoints, tlsSecretRef and keyPrefix, not both and not neither"
+// +kubebuilder:validation:XValidation:rule="has(self.dataStore) || (has(self.endpoints) && has(self.tlsSecretRef) && has(self.keyPrefix))",message="without spec.etcd.external.dataStore, endpoints, tlsSecretRef and keyPrefix are all required"
+// +kubebuilder:validation:XValidation:rule="has(self.dataStore) == has(oldSelf.dataStore)",message="spec.etcd.external cannot move between a DataStore and endpoints of its own: the data would be left behind; create a new ControlPlane"
 type ExternalEtcd struct {
-	// Endpoints of the etcd members, https only, such as
-	// https://etcd-0.example.com:2379.
-	// +required
+	// DataStore names the DataStore (a shared etcd the platform team
+	// registered) to keep the data in. Marina assigns the control plane a
+	// key prefix, an etcd user whose role covers only that prefix, and a
+	// client certificate for that user (Secret <name>-etcd-client); see
+	// status.etcd. Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.etcd.external.dataStore is immutable: the data would be left behind"
+	DataStore string `json:"dataStore,omitempty"`
+
+	// Endpoints of the etcd members, https only. Deprecated: with endpoints
+	// of its own, a control plane is only as isolated as the certificate in
+	// tlsSecretRef; ask the platform team for a DataStore and use
+	// dataStore instead. Kept until v1alpha2.
+	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=9
 	// +kubebuilder:validation:items:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="self.all(e, isURL(e) && url(e).getScheme() == 'https' && url(e).getHostname() != '')",message="every etcd endpoint must be an https URL"
-	Endpoints []string `json:"endpoints"`
+	Endpoints []string `json:"endpoints,omitempty"`
 
 	// TLSSecretRef is a Secret in this namespace with the client certificate
 	// (tls.crt, tls.key) and the CA that signed the etcd servers (ca.crt).
-	// +required
-	TLSSecretRef SecretReference `json:"tlsSecretRef"`
+	// Deprecated with endpoints.
+	// +optional
+	TLSSecretRef *SecretReference `json:"tlsSecretRef,omitempty"`
 
-	// KeyPrefix under which this control plane stores every key, such as
-	// /marina/fra1/team-a. It must be unique among the control planes that
-	// share the cluster. Immutable: the data would be left behind.
-	// +required
+	// KeyPrefix under which this control plane stores every key. It must be
+	// unique among the control planes that share the cluster, and the
+	// certificate's etcd user should have no rights outside it. Deprecated
+	// with endpoints. Immutable: the data would be left behind.
+	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^(/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?)+$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="keyPrefix is immutable"
-	KeyPrefix string `json:"keyPrefix"`
+	KeyPrefix string `json:"keyPrefix,omitempty"`
 }
 
 // CertificatesSpec chooses the signer of the control plane's certificates:
@@ -758,6 +777,28 @@ type ControlPlaneStatus struct {
 	// transit key version in use and the storage migration to it.
 	// +optional
 	Encryption *EncryptionStatus `json:"encryption,omitempty"`
+
+	// Etcd is the part of a DataStore Marina assigned the control plane.
+	// +optional
+	Etcd *EtcdStatus `json:"etcd,omitempty"`
+}
+
+// EtcdStatus is where a control plane keeps its data in a DataStore.
+type EtcdStatus struct {
+	// KeyPrefix under which every key of the control plane is stored.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+
+	// User is the etcd user (and role) whose rights cover only KeyPrefix;
+	// the common name of the client certificate in ClientSecretRef.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	User string `json:"user,omitempty"`
+
+	// ClientSecretRef is the Secret with that user's client certificate.
+	// +optional
+	ClientSecretRef *SecretReference `json:"clientSecretRef,omitempty"`
 }
 
 // EncryptionStatus tracks the transit key version the API servers encrypt

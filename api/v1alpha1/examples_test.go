@@ -26,7 +26,7 @@ func fullControlPlane(name string) *v1.ControlPlane {
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "mirror-credentials"}},
 			Etcd: v1.EtcdSpec{External: &v1.ExternalEtcd{
 				Endpoints:    []string{"https://etcd-0.fra1.example.com:2379", "https://etcd-1.fra1.example.com:2379", "https://10.0.0.12:2379"},
-				TLSSecretRef: v1.SecretReference{Name: "etcd-client-tls"},
+				TLSSecretRef: &v1.SecretReference{Name: "etcd-client-tls"},
 				KeyPrefix:    "/marina/fra1/team-a",
 			}},
 			Certificates: v1.CertificatesSpec{

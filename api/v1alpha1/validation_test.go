@@ -245,6 +245,18 @@ type invalid struct {
 	inMessage string
 }
 
+// dataStore is a valid DataStore.
+func dataStore(name string) *v1.DataStore {
+	return &v1.DataStore{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.DataStoreSpec{
+			Endpoints:         []string{"https://etcd-0.fra1.example.com:2379"},
+			RootSecretRef:     v1.NamespacedSecretReference{Namespace: "platform", Name: "etcd-root"},
+			ClientCASecretRef: v1.NamespacedSecretReference{Namespace: "platform", Name: "etcd-client-ca"},
+		},
+	}
+}
+
 func cpWith(mutate func(*v1.ControlPlane)) func(string) client.Object {
 	return func(n string) client.Object {
 		cp := fullControlPlane(n)
@@ -347,7 +359,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"plain http etcd endpoint", cpWith(func(cp *v1.ControlPlane) {
 			cp.Spec.Etcd.External.Endpoints = []string{"http://etcd-0.fra1.example.com:2379"}
 		}), "spec.etcd.external.endpoints", "must be an https URL"},
-		{"no etcd endpoints", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.Endpoints = []string{} }), "spec.etcd.external.endpoints", "at least 1 items"},
+		{"no etcd endpoints", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.Endpoints = []string{} }), "spec.etcd.external", "endpoints, tlsSecretRef and keyPrefix are all required"},
 		{"duplicate etcd endpoints", cpWith(func(cp *v1.ControlPlane) {
 			cp.Spec.Etcd.External.Endpoints = []string{"https://etcd-0:2379", "https://etcd-0:2379"}
 		}), "spec.etcd.external.endpoints[1]", "Duplicate value"},
@@ -355,6 +367,23 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"key prefix is the root", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.KeyPrefix = "/" }), "spec.etcd.external.keyPrefix", "should match"},
 		{"key prefix with trailing slash", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.KeyPrefix = "/marina/fra1/" }), "spec.etcd.external.keyPrefix", "should match"},
 		{"etcd TLS Secret without name", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.TLSSecretRef.Name = "" }), "spec.etcd.external.tlsSecretRef.name", "at least 1 chars"},
+		{"DataStore and endpoints of its own", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.DataStore = "shared" }), "spec.etcd.external", "either dataStore or endpoints, tlsSecretRef and keyPrefix"},
+		{"DataStore with a key prefix", cpWith(func(cp *v1.ControlPlane) {
+			cp.Spec.Etcd.External = &v1.ExternalEtcd{DataStore: "shared", KeyPrefix: "/marina/dc1"}
+		}), "spec.etcd.external", "either dataStore or endpoints"},
+		{"endpoints without a key prefix", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External.KeyPrefix = "" }), "spec.etcd.external", "endpoints, tlsSecretRef and keyPrefix are all required"},
+		{"DataStore with a plain http endpoint", func(n string) client.Object {
+			ds := dataStore(n)
+			ds.Spec.Endpoints = []string{"http://etcd-0:2379"}
+			return ds
+		}, "spec.endpoints", "must be an https URL"},
+		{"DataStore without a root Secret namespace", func(n string) client.Object {
+			ds := dataStore(n)
+			ds.Spec.RootSecretRef.Namespace = ""
+			return ds
+		}, "spec.rootSecretRef.namespace", "at least 1 chars"},
+		{"neither DataStore nor endpoints", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External = &v1.ExternalEtcd{} }), "spec.etcd.external", "not neither"},
+		{"DataStore name not a DNS name", cpWith(func(cp *v1.ControlPlane) { cp.Spec.Etcd.External = &v1.ExternalEtcd{DataStore: "Shared_Etcd"} }), "spec.etcd.external.dataStore", "should match"},
 
 		// ControlPlane: certificates.
 		{"both CA Secret and issuer", cpWith(func(cp *v1.ControlPlane) {
@@ -491,6 +520,12 @@ func TestImmutableFieldsRejectUpdates(t *testing.T) {
 		{"etcd key prefix", fullControlPlane("immutable-key-prefix"), func(o client.Object) {
 			o.(*v1.ControlPlane).Spec.Etcd.External.KeyPrefix = "/marina/fra1/team-b"
 		}, "spec.etcd.external.keyPrefix", "keyPrefix is immutable"},
+		{"etcd from endpoints to a DataStore", fullControlPlane("immutable-to-datastore"), func(o client.Object) {
+			o.(*v1.ControlPlane).Spec.Etcd.External = &v1.ExternalEtcd{DataStore: "shared"}
+		}, "spec.etcd.external", "cannot move between a DataStore and endpoints"},
+		{"DataStore key prefix", dataStore("immutable-ds-prefix"), func(o client.Object) {
+			o.(*v1.DataStore).Spec.KeyPrefix = "/other"
+		}, "spec.keyPrefix", "spec.keyPrefix is immutable"},
 		{"local etcd member count", minimalControlPlane("immutable-etcd-replicas"), func(o client.Object) {
 			o.(*v1.ControlPlane).Spec.Etcd.Local.Replicas = 3
 		}, "spec.etcd.local.replicas", "cannot change once the control plane exists: new members would start a second, empty etcd cluster"},

@@ -130,16 +130,12 @@ func mgmtClient(dc localenv.DataCenter) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
-// benchNamespace creates the namespace with the external etcd's client
-// Secret and any other objects; cleanup deletes the namespace.
+// benchNamespace creates the namespace and any other objects; cleanup
+// deletes the namespace.
 func benchNamespace(ctx context.Context, env *localenv.Env, c client.Client, ns string, objs ...client.Object) (cleanup func(), err error) {
 	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
 	cleanup = func() { _ = c.Delete(context.Background(), nsObj) }
-	sec, err := env.EtcdClientSecret(ns)
-	if err != nil {
-		return cleanup, err
-	}
-	for _, obj := range append([]client.Object{nsObj, sec}, objs...) {
+	for _, obj := range append([]client.Object{nsObj}, objs...) {
 		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return cleanup, err
 		}

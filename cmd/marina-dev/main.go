@@ -190,16 +190,17 @@ Try:
   %[2]s -n %[3]s get deployments,pods        # Marina's operators, installed with helm
   %[2]s get clusterissuers,priorityclasses
   %[2]s get clusters.cluster.x-k8s.io -n %[4]s
+  %[2]s get datastores           # the shared external etcd, registered once
   %[2]s explain controlplane.spec
 
-A first federation control plane on the shared external etcd, with
+A first federation control plane on DataStore %[6]s (the shared external
+etcd: Marina gives it a key prefix and an etcd user of its own), with
 certificates from the environment's ClusterIssuer %[5]s and the Karmada CRDs
-from the mirror: put the etcd client certificate in a Secret, then apply it.
-  %[2]s -n default create secret generic %[6]s \
-    --from-file=ca.crt=%[7]s --from-file=tls.crt=%[8]s --from-file=tls.key=%[9]s
+from the mirror:
   cat <<EOF | %[2]s apply -f -
-%[10]s  EOF
+%[7]s  EOF
   %[2]s get cp -A -w             # Ready in about half a minute
+  %[2]s -n default get cp first -o jsonpath='{.status.etcd}'   # its prefix and etcd user
   %[2]s -n default get secret first-admin-kubeconfig -o jsonpath='{.data.kubeconfig}' | base64 -d
 
 The admin kubeconfig names the API server's Service, which resolves inside
@@ -209,7 +210,7 @@ server name.
 
 `+"`make status`"+` shows the health of every part; `+"`make down`"+` removes everything.
 `, dcs[0].Kubeconfig(), kubectl, localenv.MarinaNamespace, localenv.MembersNamespace, localenv.ClusterIssuerName,
-		localenv.EtcdClientSecretName, ca, cert, key, indent(string(cpYAML), "  "))
+		localenv.DataStoreName, indent(string(cpYAML), "  "))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -101,12 +102,18 @@ func registerMember(ctx context.Context, mgmt client.Client, dcName string, m Me
 const LabelDataCenter = "marina.dev/data-center"
 
 func controllerClient(kubeconfig string) (client.Client, error) {
+	return controllerClientWith(kubeconfig, nil)
+}
+
+// controllerClientWith is a client of the kinds in scheme (client-go's
+// when nil).
+func controllerClientWith(kubeconfig string, scheme *runtime.Scheme) (client.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Timeout = 10 * time.Second
-	return client.New(cfg, client.Options{})
+	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
 func kubectlApply(ctx context.Context, kubectl, kubeconfig, path string) error {

@@ -14,13 +14,9 @@ import (
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
 
-// EtcdClientSecretName is the Secret a ControlPlane of the environment
-// names in spec.etcd.external.tlsSecretRef: the shared external etcd's
-// client certificate.
-const EtcdClientSecretName = "external-etcd-client"
-
 // ControlPlane is a ControlPlane that runs in this environment: on the
-// shared external etcd under its own key prefix, with certificates from the
+// data center's DataStore (the shared external etcd, where Marina gives it
+// a key prefix and an etcd user of its own), with certificates from the
 // environment's ClusterIssuer, the Kubernetes images built from source
 // (never pulled), the engine's components off (there are no images for
 // them; the operator then installs its stand-in Cluster CRD), and the
@@ -45,9 +41,7 @@ func (e *Env) ControlPlane(dc DataCenter, namespace, name string) (*marinav1alph
 			ImagePullPolicy:   corev1.PullNever,
 			PriorityClassName: "marina-control-plane",
 			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
-				Endpoints:    e.ExternalEtcd().Endpoints(),
-				TLSSecretRef: marinav1alpha1.SecretReference{Name: EtcdClientSecretName},
-				KeyPrefix:    fmt.Sprintf("/marina/%s/%s/%s", dc.Name, namespace, name),
+				DataStore: DataStoreName,
 			}},
 			Certificates: marinav1alpha1.CertificatesSpec{
 				IssuerRef: &marinav1alpha1.IssuerReference{Name: ClusterIssuerName, Kind: "ClusterIssuer"},
@@ -97,25 +91,6 @@ func (e *Env) EtcdImage() (string, error) {
 		return "", err
 	}
 	return v.etcdImage(), nil
-}
-
-// EtcdClientSecret is the Secret with the shared external etcd's client
-// certificate, for a ControlPlane in namespace.
-func (e *Env) EtcdClientSecret(namespace string) (*corev1.Secret, error) {
-	ca, cert, key := e.ExternalEtcd().ClientFiles()
-	data := map[string][]byte{}
-	for k, f := range map[string]string{"ca.crt": ca, corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("external etcd client certificate: %w", err)
-		}
-		data[k] = b
-	}
-	return &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: EtcdClientSecretName},
-		Data:       data,
-	}, nil
 }
 
 // bundleSHA256 reads a published bundle's checksum file.

@@ -125,12 +125,13 @@ type Member struct {
 // SharedHost is the namespace of the services every data center uses.
 var SharedHost = network.Host{Name: "m-shared", IP: net.IPv4(10, 210, 0, 2)}
 
-// ExternalEtcd is the three-member etcd cluster with mutual TLS that
-// control planes share, each under its own key prefix.
+// ExternalEtcd is the three-member etcd cluster with mutual TLS and
+// authentication that control planes share through each data center's
+// DataStore, each under its own key prefix and etcd user.
 func (e *Env) ExternalEtcd() etcdcluster.Cluster {
 	return etcdcluster.Cluster{
 		Name: "external-etcd", NetNS: SharedHost.Name, IP: SharedHost.IP, Members: 3, BasePort: 2379,
-		Dir: filepath.Join(e.opts.Dir, "shared", "external-etcd"), Etcd: e.bin("etcd"),
+		Dir: filepath.Join(e.opts.Dir, "shared", "external-etcd"), Etcd: e.bin("etcd"), Auth: true,
 	}
 }
 
@@ -382,6 +383,11 @@ func (e *Env) Up(ctx context.Context) error {
 		}
 		if err := p.step(dc.Name+": helm install charts/marina (operators "+operatorTag+")", func() error {
 			return e.installMarina(ctx, dc, operatorTag)
+		}); err != nil {
+			return err
+		}
+		if err := p.step(dc.Name+": DataStore "+DataStoreName+" (the shared external etcd)", func() error {
+			return e.ensureDataStore(ctx, dc)
 		}); err != nil {
 			return err
 		}

@@ -251,7 +251,7 @@ func EngineBundle(t testing.TB, version string) string {
 }
 
 // ControlPlane is a valid ControlPlane with the engine's components off on
-// an external etcd that need not exist, for tests of operators that read
+// a DataStore that need not exist, for tests of operators that read
 // ControlPlanes without provisioning them (the register operator's).
 func ControlPlane(namespace, name, dataCenter string) *marinav1alpha1.ControlPlane {
 	off := ptr.To(false)
@@ -261,9 +261,7 @@ func ControlPlane(namespace, name, dataCenter string) *marinav1alpha1.ControlPla
 			Version:    "v1.16.0",
 			DataCenter: dataCenter,
 			Etcd: marinav1alpha1.EtcdSpec{External: &marinav1alpha1.ExternalEtcd{
-				Endpoints:    []string{"https://127.0.0.1:2379"},
-				TLSSecretRef: marinav1alpha1.SecretReference{Name: "etcd-client"},
-				KeyPrefix:    "/marina/" + dataCenter + "/" + namespace + "/" + name,
+				DataStore: "shared-etcd",
 			}},
 			Certificates: marinav1alpha1.CertificatesSpec{CASecretRef: &marinav1alpha1.SecretReference{Name: name + "-ca"}},
 			Components: marinav1alpha1.ComponentsSpec{

@@ -24,6 +24,13 @@ package main
 // +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/status,verbs=get;patch
 // +kubebuilder:rbac:groups=marina.dev,resources=controlplanes/finalizers,verbs=update
 
+// DataStores: the shared etcd clusters control planes keep their data in.
+// The operator reads them, reports their health and use in status, and holds
+// each with a finalizer while a ControlPlane uses it.
+// +kubebuilder:rbac:groups=marina.dev,resources=datastores,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=datastores/status,verbs=get;patch
+// +kubebuilder:rbac:groups=marina.dev,resources=datastores/finalizers,verbs=update
+
 // What a control plane is made of: certificates' Secrets, the admin and
 // encryption Secrets, Services, the KMS plugin's identity, workloads,
 // their disruption budgets and NetworkPolicies, all applied with server-side apply (a patch:

@@ -235,6 +235,10 @@ the external endpoints under the control plane's key prefix.
 {{- else }}
 {{- $_ := set $flags "etcd-servers" (join "," .Values.etcd.external.endpoints) }}
 {{- $_ := set $flags "etcd-prefix" .Values.etcd.external.keyPrefix }}
+{{- if .Values.etcd.external.shared }}
+{{- /* Its etcd user may touch only its prefix; compaction is etcd's own. */}}
+{{- $_ := set $flags "etcd-compaction-interval" "0" }}
+{{- end }}
 {{- end }}
 {{- toYaml $flags }}
 {{- end }}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -39,6 +41,26 @@ type Cluster struct {
 	Dir      string
 	// Etcd is the etcd binary.
 	Etcd string
+	// Auth turns etcd's authentication on, as a DataStore needs: the
+	// client certificate is then the root user's (common name root), and
+	// etcd compacts its history itself, since no tenant may.
+	Auth bool
+}
+
+// RootUser is the common name of the client certificate with Auth.
+const RootUser = "root"
+
+func (c Cluster) clientName() string {
+	if c.Auth {
+		return RootUser
+	}
+	return "marina-control-planes"
+}
+
+// ClientCAFiles are the certificate and key of the CA etcd trusts for
+// clients: a DataStore's spec.clientCASecretRef.
+func (c Cluster) ClientCAFiles() (cert, key string) {
+	return filepath.Join(c.pkiDir(), "ca.crt"), filepath.Join(c.pkiDir(), "ca.key")
 }
 
 func (c Cluster) member(i int) string  { return fmt.Sprintf("%s-%d", c.Name, i) }
@@ -99,6 +121,9 @@ func (c Cluster) Processes() []proc.Spec {
 				"--log-level=warn",
 			},
 		})
+		if c.Auth {
+			specs[i].Args = append(specs[i].Args, "--auto-compaction-mode=periodic", "--auto-compaction-retention=5m")
+		}
 	}
 	return specs
 }
@@ -123,10 +148,10 @@ func (c Cluster) WriteConfig() error {
 			return err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(c.pkiDir(), "client.crt")); err == nil {
+	if cn, err := commonName(filepath.Join(c.pkiDir(), "client.crt")); err == nil && cn == c.clientName() {
 		return nil
 	}
-	kp, err := ca.Issue(pki.Request{CommonName: "marina-control-planes", Client: true})
+	kp, err := ca.Issue(pki.Request{CommonName: c.clientName(), Client: true})
 	if err != nil {
 		return err
 	}
@@ -144,7 +169,57 @@ func (c Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.waitStarted(ctx)
+	if err := c.waitStarted(ctx); err != nil {
+		return err
+	}
+	if c.Auth {
+		return c.enableAuth(ctx)
+	}
+	return nil
+}
+
+// enableAuth makes the root user (no password: it authenticates by its
+// certificate) and turns authentication on, unless it is on already.
+func (c Cluster) enableAuth(ctx context.Context) error {
+	cli, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	st, err := cli.AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd cluster %s: authentication status: %w", c.Name, err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	if _, err := cli.UserAddWithOptions(ctx, RootUser, "", &clientv3.UserAddOptions{NoPassword: true}); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		return fmt.Errorf("etcd cluster %s: add user root: %w", c.Name, err)
+	}
+	if _, err := cli.UserGrantRole(ctx, RootUser, "root"); err != nil {
+		return fmt.Errorf("etcd cluster %s: grant root the root role: %w", c.Name, err)
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("etcd cluster %s: enable authentication: %w", c.Name, err)
+	}
+	return nil
+}
+
+// commonName reads the common name of a PEM certificate file.
+func commonName(file string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return "", fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", err
+	}
+	return cert.Subject.CommonName, nil
 }
 
 // waitStarted waits until every member is healthy. A member that exits

@@ -47,6 +47,18 @@ func (r *Reconciler) render(ctx context.Context, s *scope) error {
 		OperatorNamespace:      r.OperatorNamespace,
 		PodCIDRs:               r.PodCIDRs,
 	}
+	if dataStoreName(cp) != "" && s.dataStore == nil {
+		// Without it the chart would see no endpoints and run local etcd.
+		return fmt.Errorf("render: DataStore %s is not loaded", dataStoreName(cp))
+	}
+	if ds := s.dataStore; ds != nil {
+		opts.DataStore = &render.ExternalEtcdValues{
+			Endpoints:     ds.Spec.Endpoints,
+			TLSSecretName: EtcdClientSecretName(cp),
+			KeyPrefix:     ds.KeyPrefixFor(string(cp.UID)),
+			Shared:        true,
+		}
+	}
 	if enc := cp.Spec.Encryption; enc != nil {
 		// New API server pods load a changed list of encrypted resources at
 		// start, so that once the rollout is done every API server

@@ -106,6 +106,9 @@ func (r *Reconciler) prune(ctx context.Context, s *scope) (result, error) {
 	want[key("Secret", cp.Name+"-admin-kubeconfig")] = true
 	want[key("Secret", RegistrationKubeconfigSecretName(cp))] = true
 	want[key("Secret", ClientCASecretName(cp))] = true
+	if s.dataStore != nil {
+		want[key("Secret", EtcdClientSecretName(cp))] = true
+	}
 	if cp.Spec.Encryption != nil {
 		want[key("Secret", EncryptionConfigSecretName(cp))] = true
 	}
@@ -169,7 +172,16 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 		return ctrl.Result{RequeueAfter: probeInterval}, nil
 	}
 
-	if ext := cp.Spec.Etcd.External; ext != nil && cp.Spec.DeletionPolicy == marinav1alpha1.DeletionPolicyDelete {
+	if dataStoreName(cp) != "" {
+		problem, err := r.cleanupDataStore(ctx, cp)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if problem != "" {
+			s.notReady(marinav1alpha1.ReasonDataStoreNotReady, problem)
+			return ctrl.Result{RequeueAfter: r.RetryAfter}, nil
+		}
+	} else if ext := cp.Spec.Etcd.External; ext != nil && cp.Spec.DeletionPolicy == marinav1alpha1.DeletionPolicyDelete {
 		cluster, res, err := r.externalEtcd(ctx, s, marinav1alpha1.ConditionEtcdReady)
 		if err != nil {
 			return ctrl.Result{}, err

@@ -93,6 +93,9 @@ type Reconciler struct {
 	// etcdChecks holds, by control plane, the last successful check of its
 	// external etcd (etcdCheck).
 	etcdChecks sync.Map
+	// tenantChecks holds, by control plane, when its DataStore user and
+	// role were last made sure of (tenantCheck).
+	tenantChecks sync.Map
 	// migrations are the storage migrations running in the background.
 	migrations migrations
 	// wake enqueues a control plane (see SetupWithManager).
@@ -181,8 +184,30 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		ns, name, _ := strings.Cut(waiter, "/")
 		r.wake(types.NamespacedName{Namespace: ns, Name: name})
 	}
+	// DataStores have a reconciler of their own; both find the control
+	// planes of a DataStore through one index.
+	if err := IndexControlPlanesByDataStore(context.Background(), mgr); err != nil {
+		return err
+	}
+	if err := (&DataStoreReconciler{
+		Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder, RetryAfter: r.RetryAfter,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&marinav1alpha1.ControlPlane{}).
+		// A DataStore fixed or changed wakes the control planes on it.
+		Watches(&marinav1alpha1.DataStore{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			list := &marinav1alpha1.ControlPlaneList{}
+			if err := mgr.GetClient().List(ctx, list, client.MatchingFields{dataStoreIndex: o.GetName()}); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for _, cp := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cp)})
+			}
+			return reqs
+		})).
 		WatchesRawSource(source.Channel(wakeups, &handler.TypedEnqueueRequestForObject[*marinav1alpha1.ControlPlane]{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&appsv1.StatefulSet{}).

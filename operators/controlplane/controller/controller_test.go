@@ -122,7 +122,7 @@ func run(m *testing.M) (int, error) {
 	// test's connection may hold by the time etcd binds it.
 	etcd = etcdcluster.Cluster{
 		Name: "external", IP: net.IPv4(127, 81, byte(rand.IntN(250)+1), byte(rand.IntN(250)+1)), Members: 1, BasePort: 2379,
-		Dir: filepath.Join(dir, "etcd"), Etcd: filepath.Join(assets, "etcd"),
+		Dir: filepath.Join(dir, "etcd"), Etcd: filepath.Join(assets, "etcd"), Auth: true,
 	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute) // as envtest gets: a loaded machine is slow to start etcd
 	defer cancelStart()
@@ -798,10 +798,16 @@ func TestLocalEtcd(t *testing.T) {
 // --- helpers
 
 // externalEtcdControlPlane is testenv's minimal ControlPlane on the test's
-// real etcd.
+// real etcd with endpoints, a client certificate (Secret etcd-client) and
+// a key prefix of its own: the deprecated form, kept for its migration
+// period.
 func externalEtcdControlPlane(ns, name string) *marinav1alpha1.ControlPlane {
 	cp := testenv.ControlPlane(ns, name, "dc1")
-	cp.Spec.Etcd.External.Endpoints = etcd.Endpoints()
+	cp.Spec.Etcd.External = &marinav1alpha1.ExternalEtcd{
+		Endpoints:    etcd.Endpoints(),
+		TLSSecretRef: &marinav1alpha1.SecretReference{Name: "etcd-client"},
+		KeyPrefix:    "/marina/dc1/" + ns + "/" + name,
+	}
 	return cp
 }
 

@@ -28,6 +28,9 @@ func (r *Reconciler) reconcileEtcd(ctx context.Context, s *scope) (result, error
 	if err := r.applyKind(ctx, s, "NetworkPolicy"); err != nil {
 		return proceed, err
 	}
+	if s.dataStore != nil {
+		return r.reconcileDataStoreEtcd(ctx, s)
+	}
 	if ext := cp.Spec.Etcd.External; ext != nil {
 		cluster, res, err := r.externalEtcd(ctx, s, cond)
 		if err != nil || res.stop {

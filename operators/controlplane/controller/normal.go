@@ -52,6 +52,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 	for _, st := range []stage{
 		{"prerequisites", r.checkPriorityClasses},
 		{"urls", r.checkURLs},
+		{"data store", r.loadDataStore},
 		{"certificates", r.reconcileCertificates},
 		{"etcd", r.reconcileEtcd},
 		{"encryption", r.reconcileEncryption},
@@ -207,8 +208,13 @@ func optionalComponents(cp *marinav1alpha1.ControlPlane) []optionalComponent {
 // with a non-empty problem when the Secret is missing or incomplete; reason
 // and problem then go into a condition.
 func (r *Reconciler) secretData(ctx context.Context, ns, name, field string, keys ...string) (data map[string][]byte, reason, problem string, err error) {
+	return readSecretData(ctx, r.APIReader, ns, name, field, keys...)
+}
+
+// readSecretData is secretData with the reader to use.
+func readSecretData(ctx context.Context, reader client.Reader, ns, name, field string, keys ...string) (data map[string][]byte, reason, problem string, err error) {
 	sec := &corev1.Secret{}
-	err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec)
+	err = reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec)
 	if apierrors.IsNotFound(err) {
 		return nil, marinav1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("Secret %s/%s named in %s does not exist; create it with keys %v", ns, name, field, keys), nil

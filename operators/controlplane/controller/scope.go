@@ -29,6 +29,9 @@ type scope struct {
 	cp     *marinav1alpha1.ControlPlane
 	before *marinav1alpha1.ControlPlane
 
+	// dataStore is the DataStore the spec names, if any; set by the data
+	// store stage, before anything is rendered.
+	dataStore *marinav1alpha1.DataStore
 	// issuer signs every certificate; set by the certificates stage.
 	issuer render.IssuerValues
 	// objects are the rendered chart.

@@ -3,6 +3,7 @@ package render
 import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/utils/ptr"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
@@ -143,6 +144,9 @@ type ExternalEtcdValues struct {
 	Endpoints     []string `json:"endpoints"`
 	TLSSecretName string   `json:"tlsSecretName"`
 	KeyPrefix     string   `json:"keyPrefix"`
+	// Shared: the etcd user may touch only its prefix, so the API servers
+	// leave compaction, a cluster-wide operation, to etcd itself.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // ComponentsValues holds every component's settings, by the chart's keys.
@@ -241,6 +245,9 @@ type Options struct {
 	// PodCIDRs are the management cluster's pod networks: addresses outside
 	// them may reach the API server.
 	PodCIDRs []string
+	// DataStore is where a control plane on a DataStore keeps its data:
+	// what the operator assigned it there.
+	DataStore *ExternalEtcdValues
 }
 
 // ValuesFor maps a ControlPlane onto the chart's values.
@@ -276,11 +283,13 @@ func ValuesFor(cp *marinav1alpha1.ControlPlane, opts Options) Values {
 	}
 
 	switch {
+	case opts.DataStore != nil:
+		v.Etcd.External = opts.DataStore
 	case spec.Etcd.External != nil:
 		ext := spec.Etcd.External
 		v.Etcd.External = &ExternalEtcdValues{
 			Endpoints:     ext.Endpoints,
-			TLSSecretName: ext.TLSSecretRef.Name,
+			TLSSecretName: ptr.Deref(ext.TLSSecretRef, marinav1alpha1.SecretReference{}).Name,
 			KeyPrefix:     ext.KeyPrefix,
 		}
 	case spec.Etcd.Local != nil:
