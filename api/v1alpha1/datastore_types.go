@@ -90,7 +90,7 @@ type DataStoreStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=ds,categories=marina
+// +kubebuilder:resource:scope=Cluster,categories=marina
 // +kubebuilder:printcolumn:name="Endpoints",type=string,JSONPath=`.spec.endpoints[0]`
 // +kubebuilder:printcolumn:name="Control Planes",type=integer,JSONPath=`.status.controlPlanes`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
