@@ -22,6 +22,7 @@ VAULT_VERSION := $(shell awk '$$2=="github.com/hashicorp/vault"{print $$3}' hack
 COREDNS_VERSION := $(shell awk '$$2=="github.com/coredns/coredns"{print $$3}' hack/tools/coredns/go.mod)
 HELM_VERSION := $(shell awk '$$2=="helm.sh/helm/v3"{print $$3}' hack/tools/helm/go.mod)
 KUBE_ROUTER_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/cloudnativelabs/kube-router/v2"{print $$3}' hack/tools/kube-router/go.mod)
+LOCAL_PATH_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/rancher/local-path-provisioner"{print $$3}' hack/tools/local-path-provisioner/go.mod)
 CONTROLLER_GEN_VERSION := v0.23.0
 
 KUBE_BIN := $(CACHE)/kube/$(KUBE_VERSION)
@@ -36,6 +37,7 @@ VAULT_BIN := $(CACHE)/vault/$(VAULT_VERSION)-devserver-$(shell sha256sum hack/to
 COREDNS_BIN := $(CACHE)/coredns/$(COREDNS_VERSION)
 HELM_BIN := $(CACHE)/helm/$(HELM_VERSION)
 KUBE_ROUTER_BIN := $(CACHE)/kube-router/$(KUBE_ROUTER_VERSION)
+LOCAL_PATH_BIN := $(CACHE)/local-path-provisioner/$(LOCAL_PATH_VERSION)
 # One folder of symlinks to every binary the tests and the local environment
 # run: envtest reads it as KUBEBUILDER_ASSETS, marina-dev as --bin-dir.
 ENVTEST_ASSETS := $(CACHE)/envtest/kube-$(KUBE_VERSION)_etcd-$(ETCD_VERSION)
@@ -148,8 +150,8 @@ lint: ## gofmt and go vet.
 
 .PHONY: test-binaries
 KUBE_BINARIES := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
-TEST_BINARIES := $(KUBE_BINARIES) etcd cert-manager-controller vault coredns helm kube-router
-test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries, etcd, cert-manager, Vault, CoreDNS, helm and the NetworkPolicy enforcer the tests run, from source.
+TEST_BINARIES := $(KUBE_BINARIES) etcd cert-manager-controller vault coredns helm kube-router local-path-provisioner
+test-binaries: $(addprefix $(ENVTEST_ASSETS)/,$(TEST_BINARIES)) ## Build the Kubernetes binaries, etcd, cert-manager, Vault, CoreDNS, helm, the NetworkPolicy enforcer and the storage provisioner the tests run, from source.
 
 .PHONY: clean
 clean: ## Remove bin/ (the cache under $(CACHE) stays).
@@ -175,7 +177,8 @@ $(ENVTEST_ASSETS)/vault: $(VAULT_BIN)/vault
 $(ENVTEST_ASSETS)/coredns: $(COREDNS_BIN)/coredns
 $(ENVTEST_ASSETS)/helm: $(HELM_BIN)/helm
 $(ENVTEST_ASSETS)/kube-router: $(KUBE_ROUTER_BIN)/kube-router
-$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm kube-router): FORCE
+$(ENVTEST_ASSETS)/local-path-provisioner: $(LOCAL_PATH_BIN)/local-path-provisioner
+$(addprefix $(ENVTEST_ASSETS)/,etcd cert-manager-controller vault coredns helm kube-router local-path-provisioner): FORCE
 	@mkdir -p $(@D)
 	@[ "$$(readlink $@)" = "$(filter-out FORCE,$^)" ] || { echo "ln -sf $(filter-out FORCE,$^) $@"; ln -sf $(filter-out FORCE,$^) $@; }
 
@@ -224,6 +227,12 @@ $(KUBE_ROUTER_BIN)/kube-router:
 	@mkdir -p $(@D)
 	@echo "building kube-router $(KUBE_ROUTER_VERSION) (the nodes' NetworkPolicy enforcer) from source"
 	cd hack/tools/kube-router && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+	mv $@.tmp $@
+
+$(LOCAL_PATH_BIN)/local-path-provisioner:
+	@mkdir -p $(@D)
+	@echo "building local-path-provisioner $(LOCAL_PATH_VERSION) (the local environment's storage provisioner) from source"
+	cd hack/tools/local-path-provisioner && CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@.tmp github.com/rancher/local-path-provisioner
 	mv $@.tmp $@
 
 $(HELM_BIN)/helm:

@@ -401,6 +401,12 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, image string, pull core
 		opts.MetricsBindAddress != ":8443" || !opts.MetricsSecure || opts.HealthProbeBindAddress != ":8081" {
 		t.Errorf("%s args %q give %+v; want data center dc1, leader election in %s, secure metrics on :8443, probes :8081", name, c.Args, opts, namespace)
 	}
+	// The chart's lease timings are the operator's own defaults.
+	if def := operator.DefaultOptions(name, func(string) string { return "" }); opts.LeaseDuration != def.LeaseDuration ||
+		opts.RenewDeadline != def.RenewDeadline || opts.RetryPeriod != def.RetryPeriod {
+		t.Errorf("%s leader election %s/%s/%s, want the operator's defaults %s/%s/%s", name,
+			opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod, def.LeaseDuration, def.RenewDeadline, def.RetryPeriod)
+	}
 	for _, arg := range extra {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("%s args %q lack the extra arg %q", name, c.Args, arg)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -89,22 +91,26 @@ func TestControlPlanes(t *testing.T) {
 	beta := newCP(dc1, "beta")
 	gamma := newCP(dc2, "gamma")
 	gamma.Spec.DeletionPolicy = marinav1alpha1.DeletionPolicyDelete
-	// delta runs its own etcd (on emptyDir: the environment has no storage
-	// provisioner). One member: four control planes and three etcd members
-	// overload the two cores this suite is sized for.
+	// delta runs its own etcd on a PersistentVolumeClaim of the default
+	// StorageClass, as the README's example does. One member: four control
+	// planes and three etcd members overload the two cores this suite is
+	// sized for.
 	etcdImage, err := env.EtcdImage()
 	if err != nil {
 		t.Fatal(err)
 	}
 	delta := newCP(dc2, "delta")
 	delta.Spec.Etcd = marinav1alpha1.EtcdSpec{Local: &marinav1alpha1.LocalEtcd{
-		Replicas: 1, Image: etcdImage, Storage: marinav1alpha1.EtcdStorage{Type: marinav1alpha1.EtcdStorageEmptyDir},
+		Replicas: 1, Image: etcdImage, Storage: marinav1alpha1.EtcdStorage{Type: marinav1alpha1.EtcdStoragePersistentVolumeClaim, Size: ptr.To(resource.MustParse("1Gi"))},
 		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
 	}}
 	all := []struct {
 		cp *marinav1alpha1.ControlPlane
 		dc localenv.DataCenter
 	}{{alpha, dc1}, {beta, dc1}, {gamma, dc2}, {delta, dc2}}
+
+	// delta's etcd volume, once bound.
+	var deltaVolume *corev1.PersistentVolume
 
 	start := time.Now()
 	for _, x := range all {
@@ -174,10 +180,17 @@ func TestControlPlanes(t *testing.T) {
 		if err := fed["delta"].Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
 			t.Errorf("delta does not read back what it stored: %v", err)
 		}
+		deltaVolume = localVolume(ctx, t, c, ns, "delta-etcd-0", dc2)
+		t.Logf("delta's etcd stores on PersistentVolume %s (StorageClass %s), folder %s on node %s",
+			deltaVolume.Name, deltaVolume.Spec.StorageClassName, deltaVolume.Spec.HostPath.Path, dc2.Node.Name)
 	})
 
 	t.Run("etcd and the API server killed: restarted, serving, nothing lost", func(t *testing.T) {
 		checkKilledProcesses(ctx, t, mgmt[dc2.Name], fed["delta"], ns, "delta")
+	})
+
+	t.Run("etcd pod deleted: a new pod on the same volume, nothing lost", func(t *testing.T) {
+		checkDeletedEtcdPod(ctx, t, mgmt[dc2.Name], fed["delta"], ns, "delta")
 	})
 
 	t.Run("another tenant's pod reaches neither etcd nor the API server", func(t *testing.T) {
@@ -355,35 +368,19 @@ func TestControlPlanes(t *testing.T) {
 			waitFor(ctx, t, "ControlPlane "+x.cp.Name+" to be deleted", func() bool {
 				return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(x.cp), &marinav1alpha1.ControlPlane{}))
 			})
-			for _, kind := range []string{"Deployment", "StatefulSet", "Service", "Secret", "Pod", "ConfigMap", "PodDisruptionBudget", "PersistentVolumeClaim", "NetworkPolicy"} {
-				l := &unstructured.UnstructuredList{}
-				l.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "StatefulSet": "apps/v1", "PodDisruptionBudget": "policy/v1", "NetworkPolicy": "networking.k8s.io/v1"}[kind])
-				if l.GetAPIVersion() == "" {
-					l.SetAPIVersion("v1")
-				}
-				l.SetKind(kind + "List")
-				if err := c.List(ctx, l, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/instance": x.cp.Name}); err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range l.Items {
-					t.Errorf("%s: %s %s left behind", x.cp.Name, kind, o.GetName())
-				}
-			}
-			for _, kind := range []string{"Certificate", "Issuer"} {
-				l := &unstructured.UnstructuredList{}
-				l.SetAPIVersion("cert-manager.io/v1")
-				l.SetKind(kind + "List")
-				if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range l.Items {
-					if strings.HasPrefix(o.GetName(), x.cp.Name+"-") {
-						t.Errorf("%s: %s %s left behind", x.cp.Name, kind, o.GetName())
-					}
-				}
-			}
+			checkNothingLeft(ctx, t, c, ns, x.cp.Name)
 			if x.cp.Spec.Etcd.External == nil {
-				continue // local etcd went with its StatefulSet, checked above
+				// Local etcd's claim went with its StatefulSet (checked
+				// above); its volume and folder go with the claim.
+				if deltaVolume == nil {
+					continue
+				}
+				waitFor(ctx, t, "PersistentVolume "+deltaVolume.Name+" and its folder to be removed", func() bool {
+					_, err := os.Stat(deltaVolume.Spec.HostPath.Path)
+					return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(deltaVolume), &corev1.PersistentVolume{})) && os.IsNotExist(err)
+				})
+				t.Logf("%s: PersistentVolume %s and folder %s removed", x.cp.Name, deltaVolume.Name, deltaVolume.Spec.HostPath.Path)
+				continue
 			}
 			resp, err := cli.Get(ctx, etcdPrefix(x.cp)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/localenv"
+	"github.com/marina-platform/marina/internal/localenv/localpath"
 	"github.com/marina-platform/marina/internal/localenv/proc"
 )
 
@@ -26,8 +29,7 @@ import (
 // crash does), and checks that each container is restarted, the control
 // plane serves again and every object is still there: the ConfigMaps and
 // namespaces are counted before and after. The control plane must run local
-// etcd with one member (on emptyDir, whose data outlives a container
-// restart but not a deleted pod).
+// etcd with one member.
 func checkKilledProcesses(ctx context.Context, t *testing.T, mgmt, fed client.Client, ns, cp string) {
 	t.Helper()
 	const marked = "e2e-faults"
@@ -35,16 +37,7 @@ func checkKilledProcesses(ctx context.Context, t *testing.T, mgmt, fed client.Cl
 	for i := range 20 {
 		mustCreate(ctx, t, fed, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: marked, Name: fmt.Sprintf("cm-%d", i)}, Data: map[string]string{"i": strconv.Itoa(i)}})
 	}
-	count := func() (configMaps, namespaces int, err error) {
-		cms, nss := &corev1.ConfigMapList{}, &corev1.NamespaceList{}
-		if err := fed.List(ctx, cms); err != nil {
-			return 0, 0, err
-		}
-		if err := fed.List(ctx, nss); err != nil {
-			return 0, 0, err
-		}
-		return len(cms.Items), len(nss.Items), nil
-	}
+	count := func() (int, int, error) { return countObjects(ctx, fed) }
 	wantCMs, wantNSs, err := count()
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +79,80 @@ func checkKilledProcesses(ctx context.Context, t *testing.T, mgmt, fed client.Cl
 	}
 }
 
+// countObjects counts a federation's ConfigMaps and namespaces, which the
+// fault tests compare before and after.
+func countObjects(ctx context.Context, fed client.Client) (configMaps, namespaces int, err error) {
+	cms, nss := &corev1.ConfigMapList{}, &corev1.NamespaceList{}
+	if err := fed.List(ctx, cms); err != nil {
+		return 0, 0, err
+	}
+	if err := fed.List(ctx, nss); err != nil {
+		return 0, 0, err
+	}
+	return len(cms.Items), len(nss.Items), nil
+}
+
+// checkDeletedEtcdPod deletes the pod of a one-member local etcd on a
+// PersistentVolumeClaim, as a node drain or an eviction does: the
+// StatefulSet makes a new pod on the same claim, so the control plane serves
+// again with every object (counted before and after). On emptyDir this would
+// lose everything.
+func checkDeletedEtcdPod(ctx context.Context, t *testing.T, mgmt, fed client.Client, ns, cp string) {
+	t.Helper()
+	wantCMs, wantNSs, err := countObjects(ctx, fed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &corev1.Pod{}
+	key := client.ObjectKey{Namespace: ns, Name: cp + "-etcd-0"}
+	if err := mgmt.Get(ctx, key, old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := mgmt.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "a new "+key.Name+" to be ready", func() bool {
+		p := &corev1.Pod{}
+		return mgmt.Get(ctx, key, p) == nil && p.UID != old.UID && podReady(p)
+	})
+	var gotCMs, gotNSs int
+	waitFor(ctx, t, cp+" to serve again after its etcd pod was deleted", func() bool {
+		gotCMs, gotNSs, err = countObjects(ctx, fed)
+		return err == nil
+	})
+	t.Logf("deleted pod %s: a new one serving in %s; ConfigMaps %d → %d, namespaces %d → %d",
+		key.Name, time.Since(start).Round(time.Second), wantCMs, gotCMs, wantNSs, gotNSs)
+	if gotCMs != wantCMs || gotNSs != wantNSs {
+		t.Errorf("after deleting the etcd pod: %d ConfigMaps and %d namespaces, want %d and %d", gotCMs, gotNSs, wantCMs, wantNSs)
+	}
+}
+
+// localVolume checks that a pod's data claim is bound by the default
+// StorageClass's provisioner to a folder on the data center's node, and
+// returns its PersistentVolume.
+func localVolume(ctx context.Context, t *testing.T, mgmt client.Client, ns, pod string, dc localenv.DataCenter) *corev1.PersistentVolume {
+	t.Helper()
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-" + pod}, pvc); err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != localpath.StorageClassName {
+		t.Fatalf("claim %s: phase %s, class %v; want Bound by the default class %s", pvc.Name, pvc.Status.Phase, pvc.Spec.StorageClassName, localpath.StorageClassName)
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); err != nil {
+		t.Fatal(err)
+	}
+	if pv.Spec.HostPath == nil || !strings.HasPrefix(pv.Spec.HostPath.Path, localenv.StorageDir(dc.Node)+"/") {
+		t.Fatalf("volume %s: %+v, want a folder under %s", pv.Name, pv.Spec.PersistentVolumeSource, localenv.StorageDir(dc.Node))
+	}
+	if fi, err := os.Stat(pv.Spec.HostPath.Path); err != nil || !fi.IsDir() {
+		t.Fatalf("volume %s's folder: %v", pv.Name, err)
+	}
+	return pv
+}
+
 // containerRestarts is the pod of a control plane's component and the
 // restart count of one of its containers.
 func containerRestarts(ctx context.Context, t *testing.T, mgmt client.Client, ns, cp, component, container string) (string, int32) {
@@ -106,11 +173,21 @@ func containerRestarts(ctx context.Context, t *testing.T, mgmt client.Client, ns
 // findProcess is the one process on this machine whose program is binary
 // and whose command line holds match: a container's main process, which
 // runs here as every node's containers do.
-func findProcess(t *testing.T, binary, match string) int {
+func findProcess(t *testing.T, binary string, match ...string) int {
 	t.Helper()
+	found := processes(binary, match...)
+	if len(found) != 1 {
+		t.Fatalf("want one %s process naming %q, found %v", binary, match, found)
+	}
+	return found[0]
+}
+
+// processes are the PIDs of the processes of a binary whose command lines
+// contain every match.
+func processes(binary string, match ...string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
 	var found []int
 	for _, e := range entries {
@@ -123,14 +200,18 @@ func findProcess(t *testing.T, binary, match string) int {
 			continue
 		}
 		args := bytes.Split(cmdline, []byte{0})
-		if filepath.Base(string(args[0])) == binary && bytes.Contains(cmdline, []byte(match)) {
+		if filepath.Base(string(args[0])) != binary {
+			continue
+		}
+		all := true
+		for _, m := range match {
+			all = all && bytes.Contains(cmdline, []byte(m))
+		}
+		if all {
 			found = append(found, pid)
 		}
 	}
-	if len(found) != 1 {
-		t.Fatalf("want one %s process naming %s, found %v", binary, match, found)
-	}
-	return found[0]
+	return found
 }
 
 // TestCreateWithAnExternalEtcdMemberDown creates a control plane on the

@@ -31,6 +31,7 @@ import (
 	"github.com/marina-platform/marina/internal/localenv/coredns"
 	"github.com/marina-platform/marina/internal/localenv/etcdcluster"
 	"github.com/marina-platform/marina/internal/localenv/images"
+	"github.com/marina-platform/marina/internal/localenv/localpath"
 	"github.com/marina-platform/marina/internal/localenv/network"
 	"github.com/marina-platform/marina/internal/localenv/node"
 	"github.com/marina-platform/marina/internal/localenv/proc"
@@ -275,7 +276,7 @@ func (e *Env) Up(ctx context.Context) error {
 	var versions Versions
 	var built []builtImage
 	var operatorTag string
-	if err := p.step("build images (pause, echoserver, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, Marina's operators and KMS plugin)", func() (err error) {
+	if err := p.step("build images (pause, echoserver, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, local-path-provisioner, Marina's operators and KMS plugin)", func() (err error) {
 		if versions, err = ReadVersions(e.opts.RepoRoot); err != nil {
 			return err
 		}
@@ -361,6 +362,11 @@ func (e *Env) Up(ctx context.Context) error {
 			}
 			if err := p.step(dc.Name+": CoreDNS for cluster.local in "+n.Cluster.Name, func() error {
 				return deployCoreDNS(ctx, n.Cluster.AdminKubeconfig(), versions)
+			}); err != nil {
+				return err
+			}
+			if err := p.step(dc.Name+": default StorageClass "+localpath.StorageClassName+" (local-path-provisioner) in "+n.Cluster.Name, func() error {
+				return deployStorage(ctx, n, versions)
 			}); err != nil {
 				return err
 			}
@@ -564,6 +570,7 @@ func (e *Env) Status(ctx context.Context) []Part {
 		parts = append(parts, deploymentParts(ctx, dc.Name, dc.Cluster.Name, dc.Kubeconfig(), MarinaNamespace, operatorDeployments()...)...)
 		for _, n := range dc.Nodes() {
 			parts = append(parts, deploymentParts(ctx, dc.Name, n.Cluster.Name, n.Cluster.AdminKubeconfig(), "kube-system", coredns.Name)...)
+			parts = append(parts, deploymentParts(ctx, dc.Name, n.Cluster.Name, n.Cluster.AdminKubeconfig(), localpath.Namespace, localpath.Name)...)
 		}
 		for _, n := range dc.Nodes() {
 			nodePart := Part{DataCenter: dc.Name, Name: "node " + n.Name}

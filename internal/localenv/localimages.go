@@ -14,6 +14,7 @@ import (
 
 	"github.com/marina-platform/marina/internal/localenv/gomod"
 	"github.com/marina-platform/marina/internal/localenv/images"
+	"github.com/marina-platform/marina/internal/localenv/localpath"
 	"github.com/marina-platform/marina/internal/localenv/node"
 )
 
@@ -37,7 +38,7 @@ type localImage struct {
 // environment builds; they name image tags and come from the tools modules'
 // go.mod files, where the Makefile reads them too.
 type Versions struct {
-	Kubernetes, Etcd, CoreDNS, CertManager, Vault string
+	Kubernetes, Etcd, CoreDNS, CertManager, Vault, LocalPath string
 }
 
 // ReadVersions reads the pins from the tools modules under repoRoot.
@@ -52,6 +53,7 @@ func ReadVersions(repoRoot string) (Versions, error) {
 		{"coredns", "github.com/coredns/coredns", &v.CoreDNS},
 		{"cert-manager", "github.com/cert-manager/cert-manager", &v.CertManager},
 		{"vault", "github.com/hashicorp/vault", &v.Vault},
+		{"local-path-provisioner", "github.com/rancher/local-path-provisioner", &v.LocalPath},
 	} {
 		ver, err := gomod.Required(filepath.Join(repoRoot, "hack", "tools", p.dir, "go.mod"), p.module)
 		if err != nil {
@@ -67,6 +69,9 @@ func ReadVersions(repoRoot string) (Versions, error) {
 // rebuilt operator is a new tag and `helm upgrade` rolls it out.
 func (v Versions) etcdImage() string    { return images.Registry + "/etcd:" + v.Etcd }
 func (v Versions) coreDNSImage() string { return images.Registry + "/coredns:" + v.CoreDNS }
+func (v Versions) localPathImage() string {
+	return images.Registry + "/local-path-provisioner:" + v.LocalPath
+}
 func (v Versions) kubeImage(component string) string {
 	return images.Registry + "/" + component + ":" + v.Kubernetes
 }
@@ -87,6 +92,10 @@ func (e *Env) imageList(v Versions, operatorTag string) []localImage {
 		{ref: EchoImage, pkg: "./hack/echoserver", path: "/echoserver", user: nonRoot},
 		{ref: v.etcdImage(), bin: "etcd", path: "/usr/local/bin/etcd"},
 		{ref: v.coreDNSImage(), bin: "coredns", path: "/coredns"},
+		{ref: v.localPathImage(), bin: "local-path-provisioner", path: "/local-path-provisioner", user: nonRoot},
+		// Root: it makes and removes folders in the node's root-owned
+		// storage folder.
+		{ref: VolumeHelperImage, pkg: "./hack/volume-helper", path: localpath.HelperPath},
 	}
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		list = append(list, localImage{ref: v.kubeImage(c), bin: c, path: "/usr/local/bin/" + c})
@@ -110,6 +119,10 @@ func KMSVaultImage(tag string) string { return images.Registry + "/kms-vault:" +
 // shipped says whether a package is one of Marina's released programs,
 // which carry the source version and make up the operators' tag.
 func shipped(pkg string) bool { return strings.HasPrefix(pkg, "./operators/") || pkg == kmsVaultPkg }
+
+// VolumeHelperImage makes and removes the folders of the storage
+// provisioner's volumes, in its helper pods.
+const VolumeHelperImage = images.Registry + "/volume-helper:v1"
 
 // EchoImage answers HTTP with its host name; the smoke tests run it.
 const EchoImage = images.Registry + "/echoserver:v1"

@@ -56,6 +56,11 @@ func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag stri
 		// Notice a transit key rotation in seconds rather than a minute:
 		// the environment is where people try rotations out.
 		"--set-string", "operators.controlplane.extraArgs[0]=--vault-poll-interval=10s",
+		// A successor takes over from a killed operator in 20 s rather
+		// than a minute: the fault tests kill it at every stage.
+		"--set-string", "leaderElection.leaseDuration=20s",
+		"--set-string", "leaderElection.renewDeadline=15s",
+		"--set-string", "leaderElection.retryPeriod=5s",
 		// Control planes here reach only the environment's own mirror and
 		// Vault, which is a dev server on plain http in a network of the
 		// environment's own.

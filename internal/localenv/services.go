@@ -18,6 +18,8 @@ import (
 
 	"github.com/marina-platform/marina/internal/localenv/certmanager"
 	"github.com/marina-platform/marina/internal/localenv/coredns"
+	"github.com/marina-platform/marina/internal/localenv/localpath"
+	"github.com/marina-platform/marina/internal/localenv/node"
 	"github.com/marina-platform/marina/internal/localenv/pki"
 	"github.com/marina-platform/marina/internal/localenv/vault"
 )
@@ -167,6 +169,27 @@ func deployCoreDNS(ctx context.Context, kubeconfig string, v Versions) error {
 	}
 	return coredns.WaitReady(ctx, c, 2*time.Minute)
 }
+
+// deployStorage runs the storage provisioner behind the default
+// StorageClass of the node's cluster; its volumes are folders under the
+// node's own folder, which `down` removes with the rest.
+func deployStorage(ctx context.Context, n node.Node, v Versions) error {
+	c, err := controllerClient(n.Cluster.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	values := localpath.Values{
+		Image: v.localPathImage(), HelperImage: VolumeHelperImage,
+		NodePaths: map[string]string{n.Name: StorageDir(n)},
+	}
+	if err := localpath.Apply(ctx, c, values); err != nil {
+		return err
+	}
+	return localpath.WaitReady(ctx, c, 2*time.Minute)
+}
+
+// StorageDir is the folder under which a node's volumes live.
+func StorageDir(n node.Node) string { return filepath.Join(n.Dir, "local-path") }
 
 // startShared starts the services every data center uses: the external
 // etcd cluster, Vault with transit, and the CRD-bundle server.

@@ -31,12 +31,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/marina-platform/marina/internal/localenv/apply"
 )
 
 const (
@@ -422,31 +422,7 @@ func Apply(ctx context.Context, c client.Client, v Values) error {
 	if err != nil {
 		return err
 	}
-	for _, obj := range objs {
-		u, err := applyConfiguration(obj)
-		if err != nil {
-			return err
-		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-			return fmt.Errorf("apply %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(obj), err)
-		}
-	}
-	return nil
-}
-
-// applyConfiguration turns a typed object into the fields to apply, without
-// the empty status and creation timestamps that typed objects serialise:
-// applying those would claim fields this manager never means to own.
-func applyConfiguration(obj client.Object) (*unstructured.Unstructured, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, fmt.Errorf("convert %s to unstructured: %w", obj.GetName(), err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	unstructured.RemoveNestedField(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
-	return u, nil
+	return apply.Objects(ctx, c, FieldManager, objs)
 }
 
 // WaitReady waits, at most timeout, until the Deployment's pods of the

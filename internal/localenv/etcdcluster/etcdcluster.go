@@ -225,29 +225,7 @@ func commonName(file string) (string, error) {
 // waitStarted waits until every member is healthy. A member that exits
 // (a port taken, a bad certificate) will not come back, so it ends the wait
 // at once with the end of its log.
-func (c Cluster) waitStarted(ctx context.Context) error {
-	cli, err := c.Client()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	for {
-		healthy, lastErr := c.healthy(ctx, cli)
-		if healthy >= c.Members {
-			return nil
-		}
-		for _, s := range c.Processes() {
-			if _, ok := proc.Running(s); !ok {
-				return fmt.Errorf("etcd cluster %s: member %s exited; its log (%s) ends with:\n%s", c.Name, s.Name, s.LogFile(), proc.LogTail(s, 10))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("etcd cluster %s: %d of %d members healthy: %v (logs in %s)", c.Name, healthy, c.Members, lastErr, c.Dir)
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-}
+func (c Cluster) waitStarted(ctx context.Context) error { return c.wait(ctx, c.Members, true) }
 
 // Stop stops every member; data stays.
 func (c Cluster) Stop() error {
@@ -285,7 +263,12 @@ func (c Cluster) Client() (*clientv3.Client, error) {
 }
 
 // WaitHealthy waits until at least want members answer a status request.
-func (c Cluster) WaitHealthy(ctx context.Context, want int) error {
+// Members may be stopped on purpose meanwhile (a fault test).
+func (c Cluster) WaitHealthy(ctx context.Context, want int) error { return c.wait(ctx, want, false) }
+
+// wait waits until at least want members are healthy; with exitEnds, a
+// member whose process exited ends it with the end of its log.
+func (c Cluster) wait(ctx context.Context, want int, exitEnds bool) error {
 	cli, err := c.Client()
 	if err != nil {
 		return err
@@ -295,6 +278,14 @@ func (c Cluster) WaitHealthy(ctx context.Context, want int) error {
 		healthy, lastErr := c.healthy(ctx, cli)
 		if healthy >= want {
 			return nil
+		}
+		for _, s := range c.Processes() {
+			if !exitEnds {
+				break
+			}
+			if _, ok := proc.Running(s); !ok {
+				return fmt.Errorf("etcd cluster %s: member %s exited; its log (%s) ends with:\n%s", c.Name, s.Name, s.LogFile(), proc.LogTail(s, 10))
+			}
 		}
 		select {
 		case <-ctx.Done():
