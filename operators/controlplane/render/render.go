@@ -5,11 +5,8 @@
 package render
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -20,9 +17,9 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	cpchart "github.com/marina-platform/marina/charts/controlplane"
+	"github.com/marina-platform/marina/internal/manifest"
 )
 
 // ManagedBy is the app.kubernetes.io/managed-by label of every object the
@@ -107,7 +104,7 @@ func (c *Chart) RenderMap(namespace string, vals map[string]any) ([]*unstructure
 	slices.Sort(names)
 	var objs []*unstructured.Unstructured
 	for _, n := range names {
-		docs, err := decode(out[n])
+		docs, err := manifest.Parse([]byte(out[n]))
 		if err != nil {
 			return nil, fmt.Errorf("render control plane %s: %s: %w", name, n, err)
 		}
@@ -124,26 +121,4 @@ func toMap(v Values) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(data, &m)
-}
-
-func decode(manifest string) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewBufferString(manifest), 4096)
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(m) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetKind() == "" || u.GetAPIVersion() == "" || u.GetName() == "" {
-			return nil, fmt.Errorf("a document lacks apiVersion, kind or metadata.name")
-		}
-		objs = append(objs, u)
-	}
 }
