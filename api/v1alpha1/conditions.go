@@ -141,6 +141,9 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 	// ReasonApplyFailed: applying objects to a target failed.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonKindNotServed: a target does not serve an object's kind (yet):
+	// its CRD is missing, or comes later; retried.
+	ReasonKindNotServed = "KindNotServed"
 )
 
 // Labels and annotations Marina puts on what it creates, so that deletion
@@ -154,8 +157,10 @@ const (
 	LabelControlPlane = "marina.dev/control-plane"
 	// LabelMemberCluster names the MemberCluster an object belongs to.
 	LabelMemberCluster = "marina.dev/member-cluster"
-	// LabelPolicySet names the PolicySet an object was applied from.
-	LabelPolicySet = "marina.dev/policy-set"
+	// LabelPolicySet names the PolicySet an object was applied from, and
+	// LabelPolicySetNamespace its namespace.
+	LabelPolicySet          = "marina.dev/policy-set"
+	LabelPolicySetNamespace = "marina.dev/policy-set-namespace"
 	// LabelOriginDataCenter names the data center a replicated object comes
 	// from; that data center is authoritative for it.
 	LabelOriginDataCenter = "marina.dev/origin-data-center"

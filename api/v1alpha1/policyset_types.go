@@ -113,6 +113,14 @@ type PolicySetStatus struct {
 	// +optional
 	Checksum string `json:"checksum,omitempty"`
 
+	// AppliedKinds are the kinds (group/version/Kind) of every object the
+	// PolicySet has applied, so that objects of a kind that left the set
+	// are still found and pruned.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=128
+	AppliedKinds []string `json:"appliedKinds,omitempty"`
+
 	// Targets reports each selected control plane.
 	// +optional
 	// +listType=map
@@ -126,6 +134,11 @@ type PolicySetTargetStatus struct {
 	// Name of the ControlPlane.
 	Name string `json:"name"`
 
+	// Revision is the checksum of the objects last applied to this
+	// control plane in full; it equals status.checksum once the control
+	// plane has the current set.
+	// +optional
+	Revision string `json:"revision,omitempty"`
 	// Applied is the number of objects in place and up to date.
 	// +optional
 	Applied int32 `json:"applied,omitempty"`
@@ -133,6 +146,12 @@ type PolicySetTargetStatus struct {
 	// Drifted is the number of objects found changed at the last check.
 	// +optional
 	Drifted int32 `json:"drifted,omitempty"`
+	// DriftedObjects names the changed objects (Kind namespace/name), the
+	// first 16 of them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	DriftedObjects []string `json:"driftedObjects,omitempty"`
 
 	// LastAppliedTime is when the objects were last applied.
 	// +optional
@@ -152,7 +171,9 @@ type PolicySetTargetStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ps,categories=marina
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="a PolicySet's name is a label value on every object it applies (marina.dev/policy-set): 63 characters at most"
 // +kubebuilder:printcolumn:name="Objects",type=integer,JSONPath=`.status.objects`
+// +kubebuilder:printcolumn:name="Checksum",type=string,JSONPath=`.status.checksum`,priority=1
 // +kubebuilder:printcolumn:name="Drift Mode",type=string,JSONPath=`.spec.driftMode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1

@@ -467,6 +467,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		}), "spec.sources[2].http.sha256", "should match"},
 		{"bundle name with a path", psWith(func(ps *v1.PolicySet) { ps.Spec.Sources[0].Bundle = "../secrets" }), "spec.sources[0].bundle", "should match"},
 		{"unknown drift mode", psWith(func(ps *v1.PolicySet) { ps.Spec.DriftMode = "Ignore" }), "spec.driftMode", "Unsupported value"},
+		{"policy set name longer than a label value", psWith(func(ps *v1.PolicySet) { ps.Name = strings.Repeat("p", 64) }), "", "63 characters at most"},
 
 		// Peer.
 		{"peer data center not a DNS label", peerWith(func(p *v1.Peer) { p.Spec.DataCenter = "AMS 2" }), "spec.dataCenter", "should match"},

@@ -98,6 +98,7 @@ type Fetcher struct {
 
 	mu         sync.Mutex
 	cache      map[cacheKey]*Bundle
+	documents  map[cacheKey][]byte
 	downloads  map[cacheKey]*download
 	transports map[string]*http.Transport
 }
@@ -110,6 +111,7 @@ func NewFetcher() *Fetcher {
 	return &Fetcher{
 		Attempts: 3, Backoff: time.Second, Timeout: 30 * time.Second, MaxBytes: 64 << 20,
 		cache:      map[cacheKey]*Bundle{},
+		documents:  map[cacheKey][]byte{},
 		downloads:  map[cacheKey]*download{},
 		transports: map[string]*http.Transport{},
 	}
@@ -149,6 +151,37 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, cached bool) (*Bundle, 
 	return b, nil
 }
 
+// FetchDocument downloads src and checks its checksum, without reading it
+// as a bundle: for downloads of other content, such as a PolicySet's
+// manifest, under the same rules (proxy, retries, size bound). src.SHA256
+// is required: it names the content, so a document fetched once for a URL
+// and checksum is kept and returned without a request. Errors wrap
+// ErrDownload or ErrChecksum.
+func (f *Fetcher) FetchDocument(ctx context.Context, src Source) ([]byte, error) {
+	if src.SHA256 == "" {
+		return nil, fmt.Errorf("%w: %s: no sha256 to check it against", ErrChecksum, src.URL)
+	}
+	key := cacheKey{src.URL, src.SHA256}
+	f.mu.Lock()
+	data, ok := f.documents[key]
+	f.mu.Unlock()
+	if ok {
+		return data, nil
+	}
+	data, err := f.download(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	if digest := hex.EncodeToString(sum[:]); digest != src.SHA256 {
+		return nil, fmt.Errorf("%w: %s has sha256 %s, expected %s", ErrChecksum, src.URL, digest, src.SHA256)
+	}
+	f.mu.Lock()
+	f.documents[key] = data
+	f.mu.Unlock()
+	return data, nil
+}
+
 // Forget drops every cached bundle of url, such as when no control plane
 // uses it any more.
 func (f *Fetcher) Forget(url string) {
@@ -162,6 +195,11 @@ func (f *Fetcher) Forget(url string) {
 	for k := range f.downloads {
 		if k.url == url {
 			delete(f.downloads, k)
+		}
+	}
+	for k := range f.documents {
+		if k.url == url {
+			delete(f.documents, k)
 		}
 	}
 }

@@ -180,6 +180,26 @@ func TestFetch(t *testing.T) {
 		}
 	})
 
+	t.Run("a document: checksum verified, content not read, kept", func(t *testing.T) {
+		f := newFetcher()
+		requests.Store(0)
+		for range 2 {
+			data, err := f.FetchDocument(ctx, Source{URL: srv.URL + "/crds.yaml", SHA256: digest})
+			if err != nil || string(data) != string(bundle) {
+				t.Fatalf("FetchDocument = %q, %v", data, err)
+			}
+		}
+		if n := requests.Load(); n != 1 {
+			t.Errorf("%d requests for two fetches of one URL and checksum, want 1", n)
+		}
+		if _, err := f.FetchDocument(ctx, Source{URL: srv.URL + "/crds.yaml", SHA256: strings.Repeat("0", 64)}); !errors.Is(err, ErrChecksum) {
+			t.Errorf("FetchDocument with a wrong checksum = %v, want ErrChecksum", err)
+		}
+		if _, err := f.FetchDocument(ctx, Source{URL: srv.URL + "/crds.yaml"}); !errors.Is(err, ErrChecksum) {
+			t.Errorf("FetchDocument without a checksum = %v, want ErrChecksum", err)
+		}
+	})
+
 	t.Run("checksum mismatch", func(t *testing.T) {
 		_, err := newFetcher().Fetch(ctx, Source{URL: srv.URL + "/crds.yaml", SHA256: strings.Repeat("0", 64)}, true)
 		if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), digest) {

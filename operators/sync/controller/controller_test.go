@@ -1,0 +1,569 @@
+package controller_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/internal/urlpolicy"
+	"github.com/marina-platform/marina/operators/controlplane/component/crds"
+	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
+	"github.com/marina-platform/marina/operators/controlplane/engine"
+	"github.com/marina-platform/marina/operators/sync/controller"
+)
+
+const ns = "platform"
+
+// fixture is a management API server running the reconciler, and two
+// federation API servers with the engine's real CRDs playing control
+// planes.
+type fixture struct {
+	mgmt client.Client
+	fed  map[string]client.Client // by ControlPlane name
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	ctrllog.SetLogger(logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	newest := engine.Releases()[len(engine.Releases())-1].Checked
+	bundle, err := crdbundle.ReadFile(testenv.EngineBundle(t, newest))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mgmt, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mgmt.Stop() })
+	f := &fixture{mgmt: mgmt.Client, fed: map[string]client.Client{}}
+	if err := f.mgmt.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range []string{"fra1", "fra2"} {
+		fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fed.Stop() })
+		if err := apiextensionsv1.AddToScheme(fed.Scheme); err != nil {
+			t.Fatal(err)
+		}
+		applied, err := crds.Deploy(ctx, fed.Client, "test", crds.Values{Bundle: bundle, Labels: map[string]string{"test": "engine"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			pending, err := crds.Pending(ctx, fed.Client, applied, false)
+			return len(pending) == 0, err
+		}); err != nil {
+			t.Fatalf("engine CRDs in %s: %v", name, err)
+		}
+		f.fed[name] = unstructuredClient(t, fed)
+		kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.controlPlane(t, name, map[string]string{"env": "prod"}, kubeconfig)
+	}
+
+	opts := ctrl.Options{Scheme: mgmt.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
+	mgr, err := ctrl.NewManager(mgmt.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &controller.Reconciler{
+		Client:     mgr.GetClient(),
+		Recorder:   mgr.GetEventRecorder("marina-sync"),
+		URLPolicy:  urlpolicy.Policy{Allowed: urlpolicy.Hosts{"127.0.0.1"}},
+		RetryAfter: time.Second,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func kubeconfigPath(t *testing.T, e *testenv.Env) string {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := e.KubeconfigFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(p)
+}
+
+func unstructuredClient(t *testing.T, e *testenv.Env) client.Client {
+	t.Helper()
+	c, err := client.New(e.Config, client.Options{Scheme: runtime.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// controlPlane makes a ControlPlane whose status says it serves, with an
+// admin kubeconfig Secret (nil kubeconfig: not Ready): the controlplane
+// operator's part, which does not run here.
+func (f *fixture) controlPlane(t *testing.T, name string, labels map[string]string, kubeconfig []byte) {
+	t.Helper()
+	ctx := context.Background()
+	cp := testenv.ControlPlane(ns, name, "dc1")
+	cp.Labels = labels
+	if err := f.mgmt.Create(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	if kubeconfig == nil {
+		return
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-admin-kubeconfig"}, Data: map[string][]byte{"kubeconfig": kubeconfig}}
+	if err := f.mgmt.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: s.Name, Key: "kubeconfig"}
+	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionAPIServerReady, Status: metav1.ConditionTrue, Reason: "Succeeded"})
+	if err := f.mgmt.Status().Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func obj(apiVersion, kind, namespace, name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	return u
+}
+
+// raw is an inline object as the API takes it: JSON.
+func raw(t *testing.T, doc string) runtime.RawExtension {
+	t.Helper()
+	j, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runtime.RawExtension{Raw: j}
+}
+
+const extraPolicy = `
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterPropagationPolicy
+metadata:
+  name: extra
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: extra, namespace: tenant-example}]
+  placement: {clusterAffinity: {}}
+`
+
+// waitFor polls the PolicySet until ok says so, and fails with its status.
+func (f *fixture) waitFor(t *testing.T, name, what string, ok func(*marinav1alpha1.PolicySet) bool) *marinav1alpha1.PolicySet {
+	t.Helper()
+	ps := &marinav1alpha1.PolicySet{}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if err := f.mgmt.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ps); err == nil && ok(ps) {
+			return ps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PolicySet %s: %s not seen in 1m; status: %+v", name, what, ps.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func ready(ps *marinav1alpha1.PolicySet) bool {
+	c := meta.FindStatusCondition(ps.Status.Conditions, marinav1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == ps.Generation
+}
+
+func reason(ps *marinav1alpha1.PolicySet, typ string) string {
+	if c := meta.FindStatusCondition(ps.Status.Conditions, typ); c != nil && c.ObservedGeneration == ps.Generation {
+		return c.Reason
+	}
+	return ""
+}
+
+func (f *fixture) exists(t *testing.T, cp string, u *unstructured.Unstructured) bool {
+	t.Helper()
+	got := u.DeepCopy()
+	err := f.fed[cp].Get(context.Background(), client.ObjectKeyFromObject(u), got)
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// event says whether the PolicySet has an Event of reason whose note
+// contains text.
+func (f *fixture) event(t *testing.T, name, reason, text string) bool {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := f.mgmt.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
+		return e.Regarding.Name == name && e.Reason == reason && strings.Contains(e.Note, text)
+	})
+}
+
+func (f *fixture) eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) { return ok(), nil }); err != nil {
+		t.Fatalf("%s: not within 1m", what)
+	}
+}
+
+// TestPolicySets runs a PolicySet through its life against two real
+// federation API servers holding the engine's CRDs.
+func TestPolicySets(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	// A third control plane is selected but never Ready.
+	f.controlPlane(t, "fra3", map[string]string{"env": "prod"}, nil)
+
+	quota := obj("policy.karmada.io/v1alpha1", "FederatedResourceQuota", "tenant-example", "tenant-example")
+	extra := obj("policy.karmada.io/v1alpha1", "ClusterPropagationPolicy", "", "extra")
+	namespace := obj("v1", "Namespace", "", "tenant-example")
+
+	ps := &marinav1alpha1.PolicySet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "platform"},
+		Spec: marinav1alpha1.PolicySetSpec{
+			Sources: []marinav1alpha1.PolicySource{
+				{Bundle: "tenant-example"},
+				{Inline: []runtime.RawExtension{raw(t, extraPolicy)}},
+			},
+			ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+		},
+	}
+	if err := f.mgmt.Create(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("applied to every selected control plane; one not Ready is reported", func(t *testing.T) {
+		got := f.waitFor(t, "platform", "Applied=False ControlPlaneNotReady", func(ps *marinav1alpha1.PolicySet) bool {
+			applied := 0
+			for _, tgt := range ps.Status.Targets {
+				if tgt.Revision == ps.Status.Checksum {
+					applied++
+				}
+			}
+			return reason(ps, marinav1alpha1.ConditionApplied) == marinav1alpha1.ReasonControlPlaneNotReady && len(ps.Status.Targets) == 3 && applied == 2
+		})
+		if got.Status.Objects != 7 || len(got.Status.Checksum) != 64 {
+			t.Errorf("objects %d, checksum %q; want the bundle's 6 and the inline one, and a sha256", got.Status.Objects, got.Status.Checksum)
+		}
+		for _, tgt := range got.Status.Targets {
+			switch tgt.Name {
+			case "fra1", "fra2":
+				if tgt.Revision != got.Status.Checksum || tgt.Applied != 7 {
+					t.Errorf("target %s: revision %s, applied %d; want %s and 7", tgt.Name, tgt.Revision, tgt.Applied, got.Status.Checksum)
+				}
+			case "fra3":
+				c := meta.FindStatusCondition(tgt.Conditions, marinav1alpha1.ConditionApplied)
+				if c == nil || c.Reason != marinav1alpha1.ReasonControlPlaneNotReady || !strings.Contains(c.Message, "API server is not Ready") {
+					t.Errorf("target fra3: %+v, want ControlPlaneNotReady saying why", c)
+				}
+			}
+		}
+		for _, cp := range []string{"fra1", "fra2"} {
+			for _, u := range []*unstructured.Unstructured{namespace, quota, extra} {
+				got := u.DeepCopy()
+				if err := f.fed[cp].Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+					t.Fatalf("%s: %s %s: %v", cp, u.GetKind(), u.GetName(), err)
+				}
+				if l := got.GetLabels(); l[marinav1alpha1.LabelPolicySet] != "platform" || l[marinav1alpha1.LabelPolicySetNamespace] != ns {
+					t.Errorf("%s: %s %s labels %v", cp, u.GetKind(), u.GetName(), l)
+				}
+			}
+		}
+	})
+
+	t.Run("the unready control plane leaves the selection: Ready", func(t *testing.T) {
+		cp := &marinav1alpha1.ControlPlane{}
+		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fra3"}, cp); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cp.DeepCopy())
+		cp.Labels["env"] = "staging"
+		if err := f.mgmt.Patch(ctx, cp, patch); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "platform", "Ready", ready)
+		if len(got.Status.Targets) != 2 {
+			t.Errorf("targets %+v, want fra1 and fra2", got.Status.Targets)
+		}
+	})
+
+	t.Run("a hand edit is put back (Correct), as soon as it is made", func(t *testing.T) {
+		live := quota.DeepCopy()
+		if err := f.fed["fra1"].Get(ctx, client.ObjectKeyFromObject(quota), live); err != nil {
+			t.Fatal(err)
+		}
+		if err := unstructured.SetNestedField(live.Object, "99", "spec", "overall", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.fed["fra1"].Update(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually(t, "the quota's cpu back to 20", func() bool {
+			got := quota.DeepCopy()
+			_ = f.fed["fra1"].Get(ctx, client.ObjectKeyFromObject(quota), got)
+			cpu, _, _ := unstructured.NestedString(got.Object, "spec", "overall", "cpu")
+			return cpu == "20"
+		})
+		// The condition says DriftCorrected until the next pass finds all
+		// as applied; the Event stays.
+		f.eventually(t, "a DriftCorrected Event naming the quota", func() bool {
+			return f.event(t, "platform", marinav1alpha1.ReasonDriftCorrected, "FederatedResourceQuota tenant-example/tenant-example")
+		})
+		// A deleted object comes back too.
+		if err := f.fed["fra2"].Delete(ctx, extra.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually(t, "the deleted ClusterPropagationPolicy back in fra2", func() bool { return f.exists(t, "fra2", extra) })
+	})
+
+	t.Run("a hand edit is only reported (Report)", func(t *testing.T) {
+		cur := &marinav1alpha1.PolicySet{}
+		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, cur); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.DriftMode = marinav1alpha1.DriftModeReport
+		if err := f.mgmt.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFor(t, "platform", "Ready in Report mode", ready)
+		live := quota.DeepCopy()
+		if err := f.fed["fra2"].Get(ctx, client.ObjectKeyFromObject(quota), live); err != nil {
+			t.Fatal(err)
+		}
+		if err := unstructured.SetNestedField(live.Object, "77", "spec", "overall", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.fed["fra2"].Update(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "platform", "Drifted=True DriftDetected naming the quota", func(ps *marinav1alpha1.PolicySet) bool {
+			for _, tgt := range ps.Status.Targets {
+				if tgt.Name == "fra2" && slices.Contains(tgt.DriftedObjects, "FederatedResourceQuota tenant-example/tenant-example") {
+					return reason(ps, marinav1alpha1.ConditionDrifted) == marinav1alpha1.ReasonDriftDetected
+				}
+			}
+			return false
+		})
+		time.Sleep(2 * time.Second) // passes run meanwhile (RetryAfter is 1 s): none may revert it
+		after := quota.DeepCopy()
+		if err := f.fed["fra2"].Get(ctx, client.ObjectKeyFromObject(quota), after); err != nil {
+			t.Fatal(err)
+		}
+		if cpu, _, _ := unstructured.NestedString(after.Object, "spec", "overall", "cpu"); cpu != "77" {
+			t.Errorf("quota cpu %q after a Report-mode pass, want the hand edit 77 kept", cpu)
+		}
+		t.Logf("reported: %v", got.Status.Targets)
+		// Back to Correct for the rest.
+		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, cur); err != nil {
+			t.Fatal(err)
+		}
+		patch = client.MergeFrom(cur.DeepCopy())
+		cur.Spec.DriftMode = marinav1alpha1.DriftModeCorrect
+		if err := f.mgmt.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually(t, "the quota's cpu back to 20 in Correct mode", func() bool {
+			got := quota.DeepCopy()
+			_ = f.fed["fra2"].Get(ctx, client.ObjectKeyFromObject(quota), got)
+			cpu, _, _ := unstructured.NestedString(got.Object, "spec", "overall", "cpu")
+			return cpu == "20"
+		})
+	})
+
+	t.Run("an object that left the set is pruned; one Marina did not apply is kept", func(t *testing.T) {
+		// Someone else's object with the PolicySet's labels.
+		mine := obj("policy.karmada.io/v1alpha1", "ClusterPropagationPolicy", "", "someone-elses")
+		mine.SetLabels(map[string]string{marinav1alpha1.LabelPolicySet: "platform", marinav1alpha1.LabelPolicySetNamespace: ns})
+		if err := unstructured.SetNestedField(mine.Object, map[string]any{"resourceSelectors": []any{map[string]any{"apiVersion": "v1", "kind": "Secret"}}}, "spec"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.fed["fra1"].Create(ctx, mine, client.FieldOwner("kubectl")); err != nil {
+			t.Fatal(err)
+		}
+		cur := &marinav1alpha1.PolicySet{}
+		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, cur); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Sources = cur.Spec.Sources[:1]
+		if err := f.mgmt.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "platform", "Ready with 6 objects", func(ps *marinav1alpha1.PolicySet) bool { return ready(ps) && ps.Status.Objects == 6 })
+		for _, cp := range []string{"fra1", "fra2"} {
+			f.eventually(t, "extra pruned from "+cp, func() bool { return !f.exists(t, cp, extra) })
+		}
+		if !f.exists(t, "fra1", mine) {
+			t.Errorf("an object Marina did not apply was pruned")
+		}
+		for _, tgt := range got.Status.Targets {
+			if tgt.Revision != got.Status.Checksum {
+				t.Errorf("target %s at %s, want %s", tgt.Name, tgt.Revision, got.Status.Checksum)
+			}
+		}
+	})
+
+	t.Run("a bad source changes nothing and says what to fix", func(t *testing.T) {
+		cur := &marinav1alpha1.PolicySet{}
+		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, cur); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Sources = append(cur.Spec.Sources, marinav1alpha1.PolicySource{ConfigMapRef: &marinav1alpha1.ConfigMapReference{Name: "missing"}})
+		if err := f.mgmt.Patch(ctx, cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "platform", "SourcesReady=False", func(ps *marinav1alpha1.PolicySet) bool {
+			return reason(ps, marinav1alpha1.ConditionSourcesReady) == marinav1alpha1.ReasonSourceUnavailable
+		})
+		c := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionSourcesReady)
+		if !strings.Contains(c.Message, "spec.sources[1]: ConfigMap platform/missing does not exist") {
+			t.Errorf("message %q, want it to name the source and the ConfigMap", c.Message)
+		}
+		f.eventually(t, "a SourceUnavailable Warning Event", func() bool {
+			return f.event(t, "platform", marinav1alpha1.ReasonSourceUnavailable, "ConfigMap platform/missing does not exist")
+		})
+		if !f.exists(t, "fra1", quota) || !f.exists(t, "fra1", namespace) {
+			t.Errorf("a bad source cost a control plane its objects")
+		}
+		// The ConfigMap appears: picked up without a spec change.
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "missing"}, Data: map[string]string{"p.yaml": extraPolicy}}
+		if err := f.mgmt.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFor(t, "platform", "Ready with the ConfigMap's object", func(ps *marinav1alpha1.PolicySet) bool { return ready(ps) && ps.Status.Objects == 7 })
+		f.eventually(t, "extra back in fra2 from the ConfigMap", func() bool { return f.exists(t, "fra2", extra) })
+	})
+
+	t.Run("an object another PolicySet applies is a reported conflict", func(t *testing.T) {
+		rival := &marinav1alpha1.PolicySet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rival"},
+			Spec: marinav1alpha1.PolicySetSpec{
+				Sources:              []marinav1alpha1.PolicySource{{Inline: []runtime.RawExtension{raw(t, extraPolicy)}}},
+				ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+			},
+		}
+		if err := f.mgmt.Create(ctx, rival); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "rival", "Applied=False ApplyFailed", func(ps *marinav1alpha1.PolicySet) bool {
+			return reason(ps, marinav1alpha1.ConditionApplied) == marinav1alpha1.ReasonApplyFailed && len(ps.Status.Targets) == 2
+		})
+		for _, tgt := range got.Status.Targets {
+			c := meta.FindStatusCondition(tgt.Conditions, marinav1alpha1.ConditionApplied)
+			if c == nil || !strings.Contains(c.Message, "PolicySet platform/platform applies it already") {
+				t.Errorf("target %s: %+v, want the conflict named", tgt.Name, c)
+			}
+		}
+		live := extra.DeepCopy()
+		if err := f.fed["fra1"].Get(ctx, client.ObjectKeyFromObject(extra), live); err != nil {
+			t.Fatal(err)
+		}
+		if n := live.GetLabels()[marinav1alpha1.LabelPolicySet]; n != "platform" {
+			t.Errorf("the contested object is labelled for %q, want it left with platform", n)
+		}
+		if err := f.mgmt.Delete(ctx, rival); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually(t, "rival gone", func() bool {
+			return apierrors.IsNotFound(f.mgmt.Get(ctx, client.ObjectKeyFromObject(rival), &marinav1alpha1.PolicySet{}))
+		})
+		if !f.exists(t, "fra1", extra) {
+			t.Errorf("deleting the rival PolicySet pruned platform's object")
+		}
+	})
+
+	t.Run("an HTTP source is checked against its sha256", func(t *testing.T) {
+		body := []byte(strings.ReplaceAll(extraPolicy, "name: extra\n", "name: from-http\n"))
+		sum := sha256.Sum256(body)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+		defer srv.Close()
+		ps := &marinav1alpha1.PolicySet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "from-http"},
+			Spec: marinav1alpha1.PolicySetSpec{
+				Sources:              []marinav1alpha1.PolicySource{{HTTP: &marinav1alpha1.HTTPSource{URL: srv.URL + "/p.yaml", SHA256: strings.Repeat("0", 64)}}},
+				ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+				Prune:                ptr.To(true),
+			},
+		}
+		if err := f.mgmt.Create(ctx, ps); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "from-http", "SourcesReady=False on the checksum", func(ps *marinav1alpha1.PolicySet) bool {
+			return reason(ps, marinav1alpha1.ConditionSourcesReady) == marinav1alpha1.ReasonSourceUnavailable
+		})
+		if c := meta.FindStatusCondition(got.Status.Conditions, marinav1alpha1.ConditionSourcesReady); !strings.Contains(c.Message, "checksum mismatch") || !strings.Contains(c.Message, hex.EncodeToString(sum[:])) {
+			t.Errorf("message %q, want a checksum mismatch naming the actual sha256", c.Message)
+		}
+		patch := client.MergeFrom(got.DeepCopy())
+		got.Spec.Sources[0].HTTP.SHA256 = hex.EncodeToString(sum[:])
+		if err := f.mgmt.Patch(ctx, got, patch); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFor(t, "from-http", "Ready", ready)
+	})
+
+	t.Run("deleting a PolicySet prunes what it applied", func(t *testing.T) {
+		for _, name := range []string{"from-http", "platform"} {
+			if err := f.mgmt.Delete(ctx, &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+			f.eventually(t, "PolicySet "+name+" gone", func() bool {
+				return apierrors.IsNotFound(f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &marinav1alpha1.PolicySet{}))
+			})
+		}
+		for _, cp := range []string{"fra1", "fra2"} {
+			for _, u := range []*unstructured.Unstructured{quota, extra} {
+				if f.exists(t, cp, u) {
+					t.Errorf("%s: %s %s left after its PolicySet was deleted", cp, u.GetKind(), u.GetName())
+				}
+			}
+		}
+		if !f.exists(t, "fra1", obj("policy.karmada.io/v1alpha1", "ClusterPropagationPolicy", "", "someone-elses")) {
+			t.Errorf("deleting the PolicySet deleted an object Marina did not apply")
+		}
+	})
+}

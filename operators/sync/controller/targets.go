@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/kubeconfig"
+)
+
+// targets keeps one client per control plane, made again when the
+// kubeconfig it came from changes, so that connections and the REST
+// mapping (discovery) are reused across passes.
+type targets struct {
+	mu sync.Mutex
+	m  map[string]target
+}
+
+type target struct {
+	key [32]byte
+	c   client.Client
+	// watch holds informers of the objects PolicySets applied there, and
+	// stop ends them.
+	watch *watch
+}
+
+func newTargets() *targets { return &targets{m: map[string]target{}} }
+
+// notReady says why a ControlPlane cannot take objects yet, or "".
+func notReady(cp *marinav1alpha1.ControlPlane) string {
+	switch {
+	case !cp.DeletionTimestamp.IsZero():
+		return "it is being deleted"
+	case !meta.IsStatusConditionTrue(cp.Status.Conditions, marinav1alpha1.ConditionAPIServerReady):
+		return "its API server is not Ready"
+	case cp.Status.AdminKubeconfigSecretRef == nil:
+		return "it has no admin kubeconfig yet"
+	}
+	return ""
+}
+
+// client is the client of a ControlPlane's federation API server, from its
+// admin kubeconfig Secret.
+func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.ControlPlane) (client.Client, error) {
+	ref := cp.Status.AdminKubeconfigSecretRef
+	s := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, s); err != nil {
+		return nil, fmt.Errorf("read the admin kubeconfig Secret %s: %w", ref.Name, err)
+	}
+	data := s.Data[ref.Key]
+	if len(data) == 0 {
+		return nil, fmt.Errorf("the admin kubeconfig Secret %s has no key %q", ref.Name, ref.Key)
+	}
+	key := sha256.Sum256(data)
+	id := cp.Namespace + "/" + cp.Name
+	r.targets.mu.Lock()
+	defer r.targets.mu.Unlock()
+	if t, ok := r.targets.m[id]; ok && t.key == key {
+		return t.c, nil
+	}
+	cfg, err := kubeconfig.RESTConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("the admin kubeconfig Secret %s: %w", ref.Name, err)
+	}
+	cfg.Timeout = 15 * time.Second
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = FieldManager
+	c, mapper, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.newWatch(cfg, mapper)
+	if err != nil {
+		return nil, err
+	}
+	if old, ok := r.targets.m[id]; ok {
+		old.watch.stop()
+	}
+	r.targets.m[id] = target{key: key, c: c, watch: w}
+	return c, nil
+}
+
+// watchKinds makes sure a control plane's objects of these kinds are
+// watched (see watch).
+func (r *Reconciler) watchKinds(ctx context.Context, cp *marinav1alpha1.ControlPlane, kinds []string) error {
+	r.targets.mu.Lock()
+	t, ok := r.targets.m[cp.Namespace+"/"+cp.Name]
+	r.targets.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return t.watch.ensure(ctx, kinds)
+}
+
+// forget drops a control plane's client and stops its watches.
+func (r *Reconciler) forget(namespace, name string) {
+	r.targets.mu.Lock()
+	defer r.targets.mu.Unlock()
+	if t, ok := r.targets.m[namespace+"/"+name]; ok {
+		t.watch.stop()
+		delete(r.targets.m, namespace+"/"+name)
+	}
+}
+
+// newClient is a client of unstructured objects with a REST mapping that
+// discovers a kind when first asked for it, so a CRD that a PolicySet (or
+// the engine's upgrade) installs is found on a later pass.
+func newClient(cfg *rest.Config) (client.Client, meta.RESTMapper, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: runtime.NewScheme(), Mapper: mapper, HTTPClient: hc})
+	return c, mapper, err
+}
+
+// targetStatus finds or adds a target's status entry.
+func targetStatus(ps *marinav1alpha1.PolicySet, name string) *marinav1alpha1.PolicySetTargetStatus {
+	for i := range ps.Status.Targets {
+		if ps.Status.Targets[i].Name == name {
+			return &ps.Status.Targets[i]
+		}
+	}
+	ps.Status.Targets = append(ps.Status.Targets, marinav1alpha1.PolicySetTargetStatus{Name: name})
+	return &ps.Status.Targets[len(ps.Status.Targets)-1]
+}
+
+func setTargetCondition(t *marinav1alpha1.PolicySetTargetStatus, typ string, status metav1.ConditionStatus, reason, msg string, generation int64) {
+	meta.SetStatusCondition(&t.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})
+}
