@@ -85,11 +85,12 @@ down: ## Stop and remove everything `make up` made.
 	$(MARINA_DEV) down
 
 .PHONY: bench
-bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, control planes, encryption, down) into bench/localenv.md, the KMS plugin into bench/kms-plugin.txt, one member's join into bench/register-join.txt and the register operator with hundreds of members (arrivals, memory, steady-state writes) into bench/register-scale.txt.
+bench: deps test-binaries ## Benchmark the local environment (up, second up, memory, control planes, encryption, down) into bench/localenv.md, the KMS plugin into bench/kms-plugin.txt, one member's join into bench/register-join.txt, the register operator with hundreds of members (arrivals, memory, steady-state writes) into bench/register-scale.txt and PolicySets over 20 control planes × 500 policies (propagation, drift correction, steady-state writes, memory) into bench/sync-propagation.txt.
 	@mkdir -p bench
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench BenchmarkPlugin -benchtime 3000x -count 3 ./cmd/kms-vault | tee bench/kms-plugin.txt
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench BenchmarkJoin -benchtime 100x -count 3 ./operators/register/join | tee bench/register-join.txt
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 90m ./operators/register | tee bench/register-scale.txt
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -run '^$$' -bench BenchmarkPropagation -benchtime 1x -timeout 30m ./operators/sync/controller | tee bench/sync-propagation.txt
 	$(MARINA_DEV) bench --bin-dir $(ENVTEST_ASSETS) --report bench/localenv.md $(UP_FLAGS)
 
 .PHONY: status

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,11 +13,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -154,6 +160,13 @@ func TestOperatorKilledAtEveryStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The operator running now started after the last kill: its metrics
+	// hold the ControlPlane's conditions all the same.
+	series := fmt.Sprintf(`marina_controlplane_condition{name=%q,namespace=%q,status="True",type="Ready"} 1`, name, ns)
+	waitFor(ctx, t, "the restarted operator's metrics to show "+series, func() bool {
+		return strings.Contains(operatorMetrics(ctx, t, mgmt, ns), series)
+	})
+	t.Logf("the operator started after the last kill publishes %s", series)
 	fed := federationClient(ctx, t, mgmt, dc, got, envCA.Cert)
 	mustCreate(ctx, t, fed, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "written-after-kills"}})
 	prefix := got.Status.Etcd.KeyPrefix + "/"
@@ -331,4 +344,57 @@ func leftBehind(ctx context.Context, t *testing.T, c client.Client, ns, cp strin
 		}
 	}
 	return left
+}
+
+// operatorMetrics is what the running controlplane operator serves on
+// /metrics, read as a Prometheus would: with the token of a ServiceAccount
+// (in ns, which goes with the test) bound to the chart's metrics-reader
+// ClusterRole. Its certificate is the chart's self-signed default.
+func operatorMetrics(ctx context.Context, t *testing.T, mgmt client.Client, ns string) string {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics-reader"}}
+	if err := mgmt.Create(ctx, sa); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: localenv.MarinaRelease + "-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
+	}
+	if err := mgmt.Create(ctx, crb); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mgmt.Delete(context.Background(), crb) })
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+	if err := mgmt.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	pods := &corev1.PodList{}
+	if err := mgmt.List(ctx, pods, client.InNamespace(localenv.MarinaNamespace), client.MatchingLabels{"app.kubernetes.io/name": "marina-controlplane"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.PodIP == "" || !p.DeletionTimestamp.IsZero() || !podReady(&p) {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+p.Status.PodIP+":8443/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the chart's self-signed default
+		}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("metrics of %s: %s: %s", p.Name, resp.Status, body)
+		}
+		return string(body)
+	}
+	return ""
 }

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,8 +22,9 @@ import (
 
 // outcome is one pass over one control plane.
 type outcome struct {
-	// applied objects are in place with the set's content.
-	applied int
+	// applied objects are in place with the set's content; changed of
+	// them were created or updated by this pass for a new revision.
+	applied, changed int
 	// drifted were found changed by someone else: restored (Correct) or
 	// left and reported (Report).
 	drifted []string
@@ -44,19 +48,19 @@ func selector(ps *marinav1alpha1.PolicySet) client.MatchingLabels {
 // this set in full: a change found now was made by someone else, which
 // Report leaves in place. An object the control plane refuses, or whose
 // kind it does not serve, is recorded and the others go on.
-func (r *Reconciler) apply(ctx context.Context, c client.Client, ps *marinav1alpha1.PolicySet, set *objectSet, sameRevision bool) outcome {
+func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.PolicySet, set *objectSet, sameRevision bool) outcome {
 	var out outcome
+	c := tg.c
 	report := ps.Spec.DriftMode == marinav1alpha1.DriftModeReport
-	for _, desired := range set.objects {
+	for i, desired := range set.labelled {
+		key, hash := set.keys[i], set.hashes[i]
+		if e, ok := tg.memo.get(key); ok && e.hash == hash {
+			if rv, exists, known := tg.watch.live(desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName()); known && exists && rv == e.rv {
+				out.applied++
+				continue
+			}
+		}
 		o := desired.DeepCopy()
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		for k, v := range selector(ps) {
-			labels[k] = v
-		}
-		o.SetLabels(labels)
 		name := describe(o)
 
 		namespaced, err := c.IsObjectNamespaced(o)
@@ -85,6 +89,8 @@ func (r *Reconciler) apply(ctx context.Context, c client.Client, ps *marinav1alp
 			out.failed = append(out.failed, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
+		// Whatever happens next, what was remembered no longer holds.
+		tg.memo.drop(key)
 
 		if exists {
 			// One object, one PolicySet: two that define it would take it
@@ -110,6 +116,7 @@ func (r *Reconciler) apply(ctx context.Context, c client.Client, ps *marinav1alp
 				out.drifted = append(out.drifted, name)
 			} else {
 				out.applied++
+				tg.memo.put(key, memoEntry{hash: hash, rv: live.GetResourceVersion()})
 			}
 			continue
 		}
@@ -123,6 +130,7 @@ func (r *Reconciler) apply(ctx context.Context, c client.Client, ps *marinav1alp
 			continue
 		}
 		out.applied++
+		tg.memo.put(key, memoEntry{hash: hash, rv: o.GetResourceVersion()})
 		// The API server writes nothing for an apply that changes nothing,
 		// so on a set the control plane already had, a new resourceVersion
 		// means someone had changed the object, and a missing object that
@@ -132,6 +140,8 @@ func (r *Reconciler) apply(ctx context.Context, c client.Client, ps *marinav1alp
 			out.drifted = append(out.drifted, name+" (deleted)")
 		case sameRevision && o.GetResourceVersion() != live.GetResourceVersion():
 			out.drifted = append(out.drifted, name)
+		case !exists || o.GetResourceVersion() != live.GetResourceVersion():
+			out.changed++
 		}
 	}
 	return out
@@ -154,23 +164,32 @@ func differs(live, applied *unstructured.Unstructured) bool {
 // that are not in keep (nil keeps nothing). Only objects that carry the
 // PolicySet's labels and whose fields this operator applied are candidates:
 // an object someone else made is never deleted, whatever its labels.
-func (r *Reconciler) prune(ctx context.Context, c client.Client, ps *marinav1alpha1.PolicySet, kinds []string, keep map[string]bool) ([]string, error) {
+func (r *Reconciler) prune(ctx context.Context, tg target, ps *marinav1alpha1.PolicySet, kinds []string, keep map[string]bool) ([]string, error) {
+	c := tg.c
 	var pruned []string
 	for _, k := range kinds {
 		gvk, ok := parseKind(k)
 		if !ok {
 			continue
 		}
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := c.List(ctx, list, selector(ps)); err != nil {
-			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-				continue // the kind is gone, and its objects with it
+		// The watch's store holds exactly the labelled objects; the API
+		// server is asked only while it has not listed them yet.
+		items, cached := tg.watch.list(gvk, selector(ps))
+		if !cached {
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			if err := c.List(ctx, list, selector(ps)); err != nil {
+				if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+					continue // the kind is gone, and its objects with it
+				}
+				return pruned, fmt.Errorf("list %s: %w", gvk.Kind, err)
 			}
-			return pruned, fmt.Errorf("list %s: %w", gvk.Kind, err)
+			for i := range list.Items {
+				items = append(items, &list.Items[i])
+			}
 		}
-		for i := range list.Items {
-			o := &list.Items[i]
+		for _, o := range items {
+			o := o.DeepCopy() // the store's objects are shared
 			if keep[objectKey(o)] || !appliedBy(o, FieldManager) || !o.GetDeletionTimestamp().IsZero() {
 				continue
 			}
@@ -178,6 +197,7 @@ func (r *Reconciler) prune(ctx context.Context, c client.Client, ps *marinav1alp
 				return pruned, fmt.Errorf("delete %s: %w", describe(o), err)
 			}
 			pruned = append(pruned, describe(o))
+			tg.memo.drop(ps.Namespace + "/" + ps.Name + " " + objectKey(o))
 		}
 	}
 	return pruned, nil
@@ -206,4 +226,14 @@ func parseKind(s string) (schema.GroupVersionKind, bool) {
 		return schema.GroupVersionKind{}, false
 	}
 	return gv.WithKind(s[i+1:]), true
+}
+
+// contentHash names what an object to apply holds.
+func contentHash(o *unstructured.Unstructured) (string, error) {
+	b, err := json.Marshal(o.Object)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,9 @@ const (
 	Finalizer = "marina.dev/policyset"
 	// configMapIndex indexes PolicySets by the ConfigMaps they read.
 	configMapIndex = "spec.sources.configMapRef.name"
+	// parallelTargets is how many control planes one PolicySet is applied
+	// to at once.
+	parallelTargets = 8
 )
 
 // Reconciler reconciles PolicySets.
@@ -65,6 +69,7 @@ type Reconciler struct {
 	RetryAfter time.Duration
 
 	targets *targets
+	parsed  parsedCache
 	// events carries the control planes' watch events (see watch).
 	events chan event.GenericEvent
 }
@@ -216,6 +221,12 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 	var selected []string
 	var waiting, failing []string
 	drifted := 0
+	type job struct {
+		cp   *marinav1alpha1.ControlPlane
+		tg   target
+		same bool
+	}
+	var work []job
 	for i := range cps.Items {
 		cp := &cps.Items[i]
 		selected = append(selected, cp.Name)
@@ -223,6 +234,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		if why := notReady(cp); why != "" {
 			msg := fmt.Sprintf("ControlPlane %s cannot take objects: %s; retried", cp.Name, why)
 			setTargetCondition(t, marinav1alpha1.ConditionApplied, metav1.ConditionFalse, marinav1alpha1.ReasonControlPlaneNotReady, msg, gen)
+			targetProblems.WithLabelValues(marinav1alpha1.ReasonControlPlaneNotReady).Inc()
 			waiting = append(waiting, cp.Name)
 			continue
 		}
@@ -230,26 +242,52 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		if err != nil {
 			msg := fmt.Sprintf("ControlPlane %s: %v; retried", cp.Name, err)
 			setTargetCondition(t, marinav1alpha1.ConditionApplied, metav1.ConditionFalse, marinav1alpha1.ReasonClusterUnreachable, msg, gen)
+			targetProblems.WithLabelValues(marinav1alpha1.ReasonClusterUnreachable).Inc()
 			failing = append(failing, cp.Name)
 			continue
 		}
-		if err := r.watchKinds(ctx, cp, kinds); err != nil {
-			log.FromContext(ctx).Error(err, "Cannot watch the applied objects; drift is seen on the next pass", "controlPlane", cp.Name)
-		}
-		out := r.apply(ctx, c, ps, set, t.Revision == set.checksum)
-		if prune && out.complete() {
-			// Only once everything is in place, so that a half-applied set
-			// never costs a control plane what it had.
-			pruned, err := r.prune(ctx, c, ps, kinds, keep)
-			out.pruned = pruned
-			if err != nil {
-				out.failed = append(out.failed, "prune: "+err.Error())
+		work = append(work, job{cp: cp, tg: c, same: t.Revision == set.checksum})
+	}
+
+	// The control planes are independent: they are worked on side by side,
+	// a few at a time, and their outcomes recorded in order afterwards.
+	outs := make([]outcome, len(work))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelTargets)
+	for i, j := range work {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			start := time.Now()
+			if err := j.tg.watch.ensure(ctx, kinds); err != nil {
+				log.FromContext(ctx).Error(err, "Cannot watch the applied objects; drift is seen on the next pass", "controlPlane", j.cp.Name)
 			}
-		}
-		r.record(ctx, ps, cp, t, set, out)
+			out := r.apply(ctx, j.tg, ps, set, j.same)
+			// Prune only once everything is in place, so that a
+			// half-applied set never costs a control plane what it had.
+			// It reads the watch's store, so an unchanged set costs no
+			// request.
+			if prune && out.complete() {
+				pruned, err := r.prune(ctx, j.tg, ps, kinds, keep)
+				out.pruned = pruned
+				if err != nil {
+					out.failed = append(out.failed, "prune: "+err.Error())
+				}
+			}
+			applySeconds.Observe(time.Since(start).Seconds())
+			outs[i] = out
+		}()
+	}
+	wg.Wait()
+	for i, j := range work {
+		out := outs[i]
+		observe(ps, out)
+		// Looked up again: adding targets may have moved the slice.
+		r.record(ctx, ps, j.cp, targetStatus(ps, j.cp.Name), set, out)
 		drifted += len(out.drifted)
 		if !out.complete() {
-			failing = append(failing, cp.Name)
+			failing = append(failing, j.cp.Name)
 		}
 	}
 	// Targets no longer selected leave the status; what was applied there
@@ -372,16 +410,16 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 			if err == nil && notReady(cp) != "" && !cp.DeletionTimestamp.IsZero() {
 				continue // going, with everything in it
 			}
-			var c client.Client
+			var tg target
 			if err == nil {
 				if why := notReady(cp); why != "" {
 					err = errors.New(why)
 				} else {
-					c, err = r.targetClient(ctx, cp)
+					tg, err = r.targetClient(ctx, cp)
 				}
 			}
 			if err == nil {
-				_, err = r.prune(ctx, c, ps, ps.Status.AppliedKinds, nil)
+				_, err = r.prune(ctx, tg, ps, ps.Status.AppliedKinds, nil)
 			}
 			if err != nil {
 				blocked = append(blocked, fmt.Sprintf("%s: %v", t.Name, err))

@@ -47,9 +47,12 @@ const ns = "platform"
 type fixture struct {
 	mgmt client.Client
 	fed  map[string]client.Client // by ControlPlane name
+	// hosts names each API server's host:port, for reports.
+	hosts map[string]string
 }
 
-func start(t *testing.T) *fixture {
+// start runs the fixture with a control plane (labelled env=prod) per name.
+func start(t testing.TB, names ...string) *fixture {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -65,12 +68,12 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mgmt.Stop() })
-	f := &fixture{mgmt: mgmt.Client, fed: map[string]client.Client{}}
+	f := &fixture{mgmt: mgmt.Client, fed: map[string]client.Client{}, hosts: map[string]string{hostOf(mgmt): "management"}}
 	if err := f.mgmt.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
 
-	for _, name := range []string{"fra1", "fra2"} {
+	for _, name := range names {
 		fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
 		if err != nil {
 			t.Fatal(err)
@@ -90,6 +93,7 @@ func start(t *testing.T) *fixture {
 			t.Fatalf("engine CRDs in %s: %v", name, err)
 		}
 		f.fed[name] = unstructuredClient(t, fed)
+		f.hosts[hostOf(fed)] = name
 		kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +121,11 @@ func start(t *testing.T) *fixture {
 	return f
 }
 
-func kubeconfigPath(t *testing.T, e *testenv.Env) string {
+func hostOf(e *testenv.Env) string {
+	return strings.TrimPrefix(strings.TrimPrefix(e.Config.Host, "https://"), "http://")
+}
+
+func kubeconfigPath(t testing.TB, e *testenv.Env) string {
 	t.Helper()
 	dir := t.TempDir()
 	p, err := e.KubeconfigFile(dir)
@@ -127,7 +135,7 @@ func kubeconfigPath(t *testing.T, e *testenv.Env) string {
 	return filepath.Clean(p)
 }
 
-func unstructuredClient(t *testing.T, e *testenv.Env) client.Client {
+func unstructuredClient(t testing.TB, e *testenv.Env) client.Client {
 	t.Helper()
 	c, err := client.New(e.Config, client.Options{Scheme: runtime.NewScheme()})
 	if err != nil {
@@ -139,7 +147,7 @@ func unstructuredClient(t *testing.T, e *testenv.Env) client.Client {
 // controlPlane makes a ControlPlane whose status says it serves, with an
 // admin kubeconfig Secret (nil kubeconfig: not Ready): the controlplane
 // operator's part, which does not run here.
-func (f *fixture) controlPlane(t *testing.T, name string, labels map[string]string, kubeconfig []byte) {
+func (f *fixture) controlPlane(t testing.TB, name string, labels map[string]string, kubeconfig []byte) {
 	t.Helper()
 	ctx := context.Background()
 	cp := testenv.ControlPlane(ns, name, "dc1")
@@ -251,7 +259,7 @@ func (f *fixture) eventually(t *testing.T, what string, ok func() bool) {
 // TestPolicySets runs a PolicySet through its life against two real
 // federation API servers holding the engine's CRDs.
 func TestPolicySets(t *testing.T) {
-	f := start(t)
+	f := start(t, "fra1", "fra2")
 	ctx := context.Background()
 	// A third control plane is selected but never Ready.
 	f.controlPlane(t, "fra3", map[string]string{"env": "prod"}, nil)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +27,37 @@ import (
 type objectSet struct {
 	objects  []*unstructured.Unstructured
 	checksum string
+
+	// labelled are the objects as applied, with the PolicySet's labels;
+	// keys and hashes name each in the memo and its content, computed once
+	// per pass for every control plane.
+	labelled []*unstructured.Unstructured
+	keys     []string
+	hashes   []string
+}
+
+// label prepares the set for applying as ps's.
+func (set *objectSet) label(ps *marinav1alpha1.PolicySet) error {
+	psKey := ps.Namespace + "/" + ps.Name + " "
+	for _, desired := range set.objects {
+		o := desired.DeepCopy()
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		for k, v := range selector(ps) {
+			labels[k] = v
+		}
+		o.SetLabels(labels)
+		hash, err := contentHash(o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", describe(o), err)
+		}
+		set.labelled = append(set.labelled, o)
+		set.keys = append(set.keys, psKey+objectKey(o))
+		set.hashes = append(set.hashes, hash)
+	}
+	return nil
 }
 
 // objectKey identifies an object in a control plane; the version is left
@@ -82,6 +114,9 @@ func (r *Reconciler) resolve(ctx context.Context, ps *marinav1alpha1.PolicySet) 
 		return nil, err
 	}
 	set.checksum = sum
+	if err := set.label(ps); err != nil {
+		return nil, err
+	}
 	return set, nil
 }
 
@@ -121,7 +156,7 @@ func (r *Reconciler) read(ctx context.Context, namespace string, src marinav1alp
 			if !ok {
 				return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", namespace, ref.Name, k)
 			}
-			docs, err := manifest.Parse([]byte(data))
+			docs, err := r.parse([]byte(data))
 			if err != nil {
 				return nil, fmt.Errorf("ConfigMap %s/%s key %s: %w", namespace, ref.Name, k, err)
 			}
@@ -143,13 +178,49 @@ func (r *Reconciler) read(ctx context.Context, namespace string, src marinav1alp
 		if err != nil {
 			return nil, err
 		}
-		docs, err := manifest.Parse(data)
+		docs, err := r.parse(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.HTTP.URL, err)
 		}
 		return docs, nil
 	}
 	return nil, errors.New("sets none of inline, configMapRef, bundle or http")
+}
+
+// parsedCache keeps documents already parsed, by the SHA-256 of their
+// bytes: a ConfigMap whose one key of many changed costs the parse of that
+// key only. It is emptied when it holds more than parsedCacheSize.
+type parsedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte][]*unstructured.Unstructured
+}
+
+const parsedCacheSize = 256
+
+// parse is manifest.Parse through the cache; the objects are copies, the
+// caller's to change.
+func (r *Reconciler) parse(data []byte) ([]*unstructured.Unstructured, error) {
+	key := sha256.Sum256(data)
+	r.parsed.mu.Lock()
+	docs, ok := r.parsed.m[key]
+	r.parsed.mu.Unlock()
+	if !ok {
+		var err error
+		if docs, err = manifest.Parse(data); err != nil {
+			return nil, err
+		}
+		r.parsed.mu.Lock()
+		if r.parsed.m == nil || len(r.parsed.m) >= parsedCacheSize {
+			r.parsed.m = map[[32]byte][]*unstructured.Unstructured{}
+		}
+		r.parsed.m[key] = docs
+		r.parsed.mu.Unlock()
+	}
+	out := make([]*unstructured.Unstructured, len(docs))
+	for i, d := range docs {
+		out[i] = d.DeepCopy()
+	}
+	return out, nil
 }
 
 // clean drops what the server owns from an object to apply.

@@ -33,6 +33,40 @@ type target struct {
 	// watch holds informers of the objects PolicySets applied there, and
 	// stop ends them.
 	watch *watch
+	// memo is what was applied there (see memo).
+	memo *memo
+}
+
+// memo remembers, per PolicySet and object, the content last applied to
+// one control plane and the resourceVersion the apply left. An object whose
+// content did not change and whose watched resourceVersion is still that
+// one is in place: it is not sent again. So a pass over an unchanged set
+// costs no request, and a change of one object costs one per control
+// plane. The watch is what tells a change by someone else.
+type memo struct {
+	mu sync.Mutex
+	m  map[string]memoEntry
+}
+
+type memoEntry struct{ hash, rv string }
+
+func (m *memo) get(key string) (memoEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.m[key]
+	return e, ok
+}
+
+func (m *memo) put(key string, e memoEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[key] = e
+}
+
+func (m *memo) drop(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, key)
 }
 
 func newTargets() *targets { return &targets{m: map[string]target{}} }
@@ -50,57 +84,46 @@ func notReady(cp *marinav1alpha1.ControlPlane) string {
 	return ""
 }
 
-// client is the client of a ControlPlane's federation API server, from its
-// admin kubeconfig Secret.
-func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.ControlPlane) (client.Client, error) {
+// targetClient is the client (and watch and memo) of a ControlPlane's
+// federation API server, from its admin kubeconfig Secret.
+func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.ControlPlane) (target, error) {
 	ref := cp.Status.AdminKubeconfigSecretRef
 	s := &corev1.Secret{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, s); err != nil {
-		return nil, fmt.Errorf("read the admin kubeconfig Secret %s: %w", ref.Name, err)
+		return target{}, fmt.Errorf("read the admin kubeconfig Secret %s: %w", ref.Name, err)
 	}
 	data := s.Data[ref.Key]
 	if len(data) == 0 {
-		return nil, fmt.Errorf("the admin kubeconfig Secret %s has no key %q", ref.Name, ref.Key)
+		return target{}, fmt.Errorf("the admin kubeconfig Secret %s has no key %q", ref.Name, ref.Key)
 	}
 	key := sha256.Sum256(data)
 	id := cp.Namespace + "/" + cp.Name
 	r.targets.mu.Lock()
 	defer r.targets.mu.Unlock()
 	if t, ok := r.targets.m[id]; ok && t.key == key {
-		return t.c, nil
+		return t, nil
 	}
 	cfg, err := kubeconfig.RESTConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("the admin kubeconfig Secret %s: %w", ref.Name, err)
+		return target{}, fmt.Errorf("the admin kubeconfig Secret %s: %w", ref.Name, err)
 	}
 	cfg.Timeout = 15 * time.Second
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.UserAgent = FieldManager
 	c, mapper, err := newClient(cfg)
 	if err != nil {
-		return nil, err
+		return target{}, err
 	}
 	w, err := r.newWatch(cfg, mapper)
 	if err != nil {
-		return nil, err
+		return target{}, err
 	}
 	if old, ok := r.targets.m[id]; ok {
 		old.watch.stop()
 	}
-	r.targets.m[id] = target{key: key, c: c, watch: w}
-	return c, nil
-}
-
-// watchKinds makes sure a control plane's objects of these kinds are
-// watched (see watch).
-func (r *Reconciler) watchKinds(ctx context.Context, cp *marinav1alpha1.ControlPlane, kinds []string) error {
-	r.targets.mu.Lock()
-	t, ok := r.targets.m[cp.Namespace+"/"+cp.Name]
-	r.targets.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	return t.watch.ensure(ctx, kinds)
+	t := target{key: key, c: c, watch: w, memo: &memo{m: map[string]memoEntry{}}}
+	r.targets.m[id] = t
+	return t, nil
 }
 
 // forget drops a control plane's client and stops its watches.

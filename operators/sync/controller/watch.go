@@ -31,7 +31,7 @@ type watch struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	watched map[schema.GroupVersionKind]bool
+	watched map[schema.GroupVersionKind]toolscache.SharedIndexInformer
 }
 
 func (r *Reconciler) newWatch(cfg *rest.Config, mapper meta.RESTMapper) (*watch, error) {
@@ -48,7 +48,7 @@ func (r *Reconciler) newWatch(cfg *rest.Config, mapper meta.RESTMapper) (*watch,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = c.Start(ctx) }()
-	return &watch{cache: c, events: r.events, cancel: cancel, watched: map[schema.GroupVersionKind]bool{}}, nil
+	return &watch{cache: c, events: r.events, cancel: cancel, watched: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{}}, nil
 }
 
 // ensure adds an informer for each kind not watched yet. A kind the control
@@ -58,7 +58,7 @@ func (w *watch) ensure(ctx context.Context, kinds []string) error {
 	defer w.mu.Unlock()
 	for _, k := range kinds {
 		gvk, ok := parseKind(k)
-		if !ok || w.watched[gvk] {
+		if _, seen := w.watched[gvk]; !ok || seen {
 			continue
 		}
 		u := &unstructured.Unstructured{}
@@ -70,6 +70,10 @@ func (w *watch) ensure(ctx context.Context, kinds []string) error {
 			}
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
+		sii, ok := inf.(toolscache.SharedIndexInformer)
+		if !ok {
+			return fmt.Errorf("watch %s: informer %T", gvk.Kind, inf)
+		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    w.wake,
 			UpdateFunc: func(_, o any) { w.wake(o) },
@@ -77,9 +81,62 @@ func (w *watch) ensure(ctx context.Context, kinds []string) error {
 		}); err != nil {
 			return err
 		}
-		w.watched[gvk] = true
+		w.watched[gvk] = sii
 	}
 	return nil
+}
+
+// live is the resourceVersion of an object as the watch last saw it;
+// known is false while the kind is not watched or not listed yet.
+func (w *watch) live(gvk schema.GroupVersionKind, namespace, name string) (rv string, exists, known bool) {
+	w.mu.Lock()
+	inf, ok := w.watched[gvk]
+	w.mu.Unlock()
+	if !ok || !inf.HasSynced() {
+		return "", false, false
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	o, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil {
+		return "", false, false
+	}
+	if !exists {
+		return "", false, true
+	}
+	obj, ok := o.(client.Object)
+	if !ok {
+		return "", false, false
+	}
+	return obj.GetResourceVersion(), true, true
+}
+
+// list is every watched object of a kind that carries labels, from the
+// watch's store; ok is false while the kind is not watched or not listed
+// yet, and the caller asks the API server instead.
+func (w *watch) list(gvk schema.GroupVersionKind, labels map[string]string) (objs []*unstructured.Unstructured, ok bool) {
+	w.mu.Lock()
+	inf, watched := w.watched[gvk]
+	w.mu.Unlock()
+	if !watched || !inf.HasSynced() {
+		return nil, false
+	}
+	for _, o := range inf.GetStore().List() {
+		u, isU := o.(*unstructured.Unstructured)
+		if !isU {
+			return nil, false
+		}
+		match := true
+		for k, v := range labels {
+			match = match && u.GetLabels()[k] == v
+		}
+		if match {
+			objs = append(objs, u)
+		}
+	}
+	return objs, true
 }
 
 // wake queues the PolicySet an object's labels name.
