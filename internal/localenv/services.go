@@ -185,7 +185,7 @@ func deployStorage(ctx context.Context, n node.Node, v Versions) error {
 	if err := localpath.Apply(ctx, c, values); err != nil {
 		return err
 	}
-	return localpath.WaitReady(ctx, c, 2*time.Minute)
+	return waitDeployments(ctx, n.Cluster.AdminKubeconfig(), localpath.Namespace, 2*time.Minute, localpath.Name)
 }
 
 // StorageDir is the folder under which a node's volumes live.

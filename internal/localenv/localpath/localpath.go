@@ -9,8 +9,8 @@
 // PersistentVolume pinned to the node. Deleting the claim deletes the volume
 // (reclaim policy Delete), and another helper pod removes the folder.
 //
-// Values in, objects out: Objects is pure and Apply / WaitReady only talk to
-// the API server.
+// Values in, objects out: Objects is pure and Apply only talks to the API
+// server; the local environment waits for the Deployment as for its others.
 package localpath
 
 import (
@@ -20,16 +20,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -305,26 +302,4 @@ func Apply(ctx context.Context, c client.Client, v Values) error {
 		return err
 	}
 	return apply.Objects(ctx, c, FieldManager, objs)
-}
-
-// WaitReady waits, at most timeout, until the provisioner's pod of the
-// current generation is available.
-func WaitReady(ctx context.Context, c client.Reader, timeout time.Duration) error {
-	last := ""
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		d := &appsv1.Deployment{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: Name}, d); err != nil {
-			if apierrors.IsNotFound(err) || last == "" {
-				last = err.Error()
-			}
-			return false, nil
-		}
-		s := d.Status
-		last = fmt.Sprintf("%d of 1 replicas available, %d updated (generation %d observed %d)", s.AvailableReplicas, s.UpdatedReplicas, d.Generation, s.ObservedGeneration)
-		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == 1 && s.AvailableReplicas == 1 && s.Replicas == 1, nil
-	})
-	if err != nil {
-		return fmt.Errorf("Deployment %s/%s not ready after %s: %s (look at `kubectl -n %s get pods` and their events): %w", Namespace, Name, timeout, last, Namespace, err)
-	}
-	return nil
 }

@@ -126,6 +126,8 @@ func TestObjectsRejectsBadValues(t *testing.T) {
 
 // TestApplyAgainstAPIServer applies the objects twice to a real API server:
 // every object is valid, and a second apply is a no-op, not a conflict.
+// Waiting for the Deployment is the local environment's waitDeployments,
+// which every `make up` runs for this and for Marina's operators.
 // Provisioning itself needs nodes; the e2e suite's local etcd on a
 // PersistentVolumeClaim checks it.
 func TestApplyAgainstAPIServer(t *testing.T) {
@@ -148,9 +150,5 @@ func TestApplyAgainstAPIServer(t *testing.T) {
 	sc := &storagev1.StorageClass{}
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: StorageClassName}, sc); err != nil {
 		t.Fatal(err)
-	}
-	err = WaitReady(ctx, env.Client, 5*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "0 of 1 replicas available") {
-		t.Errorf("WaitReady with no controllers = %v, want a timeout saying 0 of 1 replicas are available", err)
 	}
 }
