@@ -53,13 +53,9 @@ const kubeVersion = "v1.30.0"
 // operators are the chart's operators, by their folder under operators/.
 var operators = []string{"controlplane", "register", "sync"}
 
-// offByDefault are the operators the chart installs only when asked to:
-// marina-sync has no reconciler yet, so by default it gets no Deployment and
-// no rights.
-var offByDefault = []string{"sync"}
-
-// allOperators turns on the operators that are off by default.
-var allOperators = []string{"--set", "operators.sync.enabled=true"}
+// allOperators turns on every operator (all are on by default) and peering
+// with data center dc2, so that what it grants is reviewed too.
+var allOperators = []string{"--set", "operators.sync.enabled=true", "--set", "peers.dataCenters={dc2}"}
 
 // localEnvValues are the values the local environment installs the chart
 // with (internal/localenv); they must keep working.
@@ -274,31 +270,32 @@ func TestRendersOperators(t *testing.T) {
 		pull     corev1.PullPolicy
 		replicas map[string]int32
 		disabled []string
+		peers    []string
 		extra    map[string][]string
 	}{
 		{
-			name:     "local environment",
-			values:   localEnvValues,
-			image:    "marina.local/marina-%s:dev",
-			pull:     corev1.PullNever,
-			disabled: offByDefault,
+			name:   "local environment",
+			values: localEnvValues,
+			image:  "marina.local/marina-%s:dev",
+			pull:   corev1.PullNever,
 		},
 		{
-			name:     "defaults",
-			values:   []string{"--set", "dataCenter=dc1"},
-			image:    "ghcr.io/marina-platform/marina-%s:" + chart.AppVersion,
-			pull:     corev1.PullIfNotPresent,
-			disabled: offByDefault,
+			name:   "defaults",
+			values: []string{"--set", "dataCenter=dc1"},
+			image:  "ghcr.io/marina-platform/marina-%s:" + chart.AppVersion,
+			pull:   corev1.PullIfNotPresent,
 		},
 		{
 			name: "per-operator settings",
 			values: []string{"--set", "dataCenter=dc1", "--set", "operators.sync.enabled=true", "--set", "operators.sync.replicas=3", "--set", "operators.register.enabled=false",
 				"--set", "operators.controlplane.extraArgs={--zap-devel=true}", "--set", "image.registry=registry.fra1.example.com:5000/mirror/",
-				"--set", "operators.controlplane.allowedURLHosts={mirror.fra1.example.com,10.0.0.0/8}", "--set", "operators.controlplane.vaultPlainHTTPHosts={10.0.0.2}"},
+				"--set", "operators.controlplane.allowedURLHosts={mirror.fra1.example.com,10.0.0.0/8}", "--set", "operators.controlplane.vaultPlainHTTPHosts={10.0.0.2}",
+				"--set", "peers.dataCenters={dc2,dc3}"},
 			image:    "registry.fra1.example.com:5000/mirror/marina-%s:" + chart.AppVersion,
 			pull:     corev1.PullIfNotPresent,
 			replicas: map[string]int32{"sync": 3},
 			disabled: []string{"register"},
+			peers:    []string{"dc2", "dc3"},
 			extra:    map[string][]string{"controlplane": {"--zap-devel=true", "--allowed-url-hosts=mirror.fra1.example.com,10.0.0.0/8", "--vault-plain-http-hosts=10.0.0.2"}},
 		},
 	} {
@@ -318,8 +315,18 @@ func TestRendersOperators(t *testing.T) {
 			}
 			for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} {
 				got := slices.DeleteFunc(r.ofKind(kind), func(n string) bool { return n == "marina-metrics-reader" })
-				if !slices.Equal(got, want) {
-					t.Errorf("%ss %v, want %v", kind, got, want)
+				w := slices.Clone(want)
+				if kind == "ServiceAccount" {
+					for _, p := range tc.peers {
+						w = append(w, "marina-peer-"+p)
+					}
+				} else if len(tc.peers) > 0 {
+					w = append(w, "marina-peer-replicator")
+				}
+				slices.Sort(got)
+				slices.Sort(w)
+				if !slices.Equal(got, w) {
+					t.Errorf("%ss %v, want %v", kind, got, w)
 				}
 			}
 			// Metrics are served over HTTPS to whoever may GET /metrics:
@@ -597,7 +604,15 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	objects = append(objects,
 		object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, "marina-controlplane-scope", "", true},
-		object{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, "marina-controlplane-scope", "", true})
+		object{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, "marina-controlplane-scope", "", true},
+		object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, "marina-replicas", "", true},
+		object{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, "marina-replicas", "", true})
+	// Only with peers.dataCenters, which the upgrade sets.
+	peering := []object{
+		{&corev1.ServiceAccount{}, "marina-peer-dc2", namespace, true},
+		{&rbacv1.ClusterRole{}, "marina-peer-replicator", "", true},
+		{&rbacv1.ClusterRoleBinding{}, "marina-peer-replicator", "", true},
+	}
 	for _, crd := range []string{"controlplanes", "memberclusters", "registrationpolicies", "policysets", "peers"} {
 		// Unstructured: the test client's scheme has no apiextensions kinds.
 		u := &unstructured.Unstructured{}
@@ -606,9 +621,6 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		objects = append(objects, object{u, crd + ".marina.dev", "", false})
 	}
 	for _, o := range objects {
-		if strings.HasPrefix(o.name, "marina-sync") {
-			continue
-		}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); err != nil {
 			t.Errorf("after helm install: %s %s: %v", kindOf(o.obj), o.name, err)
 		}
@@ -620,18 +632,17 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if img := d.Spec.Template.Spec.Containers[0].Image; img != "marina.local/marina-register:dev" {
 		t.Errorf("installed image %s, want marina.local/marina-register:dev", img)
 	}
-	for _, o := range objects {
-		if strings.HasPrefix(o.name, "marina-sync") {
-			if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); !apierrors.IsNotFound(err) {
-				t.Errorf("after helm install: %s %s installed (err %v); marina-sync is off by default", kindOf(o.obj), o.name, err)
-			}
+	for _, o := range peering {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); !apierrors.IsNotFound(err) {
+			t.Errorf("after helm install: %s %s installed (err %v); peering is off until peers.dataCenters lists a data center", kindOf(o.obj), o.name, err)
 		}
 	}
 
-	// The upgrade turns marina-sync on; uninstall must then remove it too.
-	if _, err := h.run(helmArgs("upgrade", "--set", "operators.sync.enabled=true", "--set", "operators.sync.replicas=2", "--set", "operators.register.replicas=0")...); err != nil {
+	// The upgrade adds a peer; uninstall must then remove its objects too.
+	if _, err := h.run(helmArgs("upgrade", "--set", "peers.dataCenters={dc2}", "--set", "operators.sync.replicas=2", "--set", "operators.register.replicas=0")...); err != nil {
 		t.Fatal(err)
 	}
+	objects = append(objects, peering...)
 	for _, o := range objects {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, o.obj); err != nil {
 			t.Errorf("after helm upgrade: %s %s: %v", kindOf(o.obj), o.name, err)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/testenv"
 )
 
@@ -82,6 +83,20 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Errorf("what marina-%s may do differs from the reviewed table in %s; review the change and run with -update\n got:\n%s\nwant:\n%s", op, readme, got, want)
 			}
 		}
+		// A peer's replicator: only cluster-wide rules, so one table.
+		got := canIList(t, kubectl, kubeconfig, serviceAccountUser("marina-peer-dc2"), tenantNamespace)
+		want, ok := permissionTable(doc, "peer")
+		switch {
+		case *update:
+			doc, err = setPermissionTable(doc, "peer", got)
+			if err != nil {
+				t.Fatal(err)
+			}
+		case !ok:
+			t.Errorf("%s has no permission table of the peer replicator between <!-- can-i peer --> and <!-- /can-i --> (run with -update)", readme)
+		case want != got:
+			t.Errorf("what marina-peer-dc2 may do differs from the reviewed table in %s; review the change and run with -update\n got:\n%s\nwant:\n%s", readme, got, want)
+		}
 		if *update {
 			if err := os.WriteFile(readme, []byte(doc), 0o644); err != nil {
 				t.Fatal(err)
@@ -91,6 +106,9 @@ func TestLeastPrivilege(t *testing.T) {
 
 	t.Run("admission policy", func(t *testing.T) {
 		checkControlPlaneScope(t, env)
+	})
+	t.Run("replicas", func(t *testing.T) {
+		checkReplicas(t, env)
 	})
 }
 
@@ -232,17 +250,7 @@ func checkControlPlaneScope(t *testing.T, env *testenv.Env) {
 			return op.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "first", Labels: mine}})
 		}, "cannot create resource \"configmaps\""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.do()
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.wantErr != "" && err == nil:
-				t.Fatalf("allowed; want it refused with %q", tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Fatalf("refused with %v; want %q", err, tc.wantErr)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkRefusal(t, tc.do(), tc.wantErr) })
 	}
 	// Nothing refused changed the user's Secret.
 	got := &corev1.Secret{}
@@ -251,5 +259,136 @@ func checkControlPlaneScope(t *testing.T, env *testenv.Env) {
 	}
 	if got.Labels["app.kubernetes.io/managed-by"] != "" || len(got.Data) != 0 {
 		t.Errorf("the user's Secret changed: labels %v, data keys %d", got.Labels, len(got.Data))
+	}
+}
+
+// checkReplicas checks the replicas policy: the peer replicator of dc2
+// writes only replicas from dc2 and reads no Secret; nobody else changes a
+// replica, except the local operators' own work on it.
+func checkReplicas(t *testing.T, env *testenv.Env) {
+	ctx := t.Context()
+	admin := env.Client
+	as := func(user string) client.Client {
+		cfg := rest.CopyConfig(env.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+		c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	peer, syncOp, register := as(serviceAccountUser("marina-peer-dc2")), as(serviceAccountUser("marina-sync")), as(serviceAccountUser("marina-register"))
+	fromDC := func(dc string) map[string]string {
+		if dc == "" {
+			return nil
+		}
+		return map[string]string{marinav1alpha1.LabelOriginDataCenter: dc}
+	}
+	policySet := func(name, origin string) *marinav1alpha1.PolicySet {
+		return &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: name, Labels: fromDC(origin),
+			Annotations: map[string]string{marinav1alpha1.AnnotationOrigin: "PolicySet tenant-a/" + name + " in data center " + origin}},
+			Spec: marinav1alpha1.PolicySetSpec{Sources: []marinav1alpha1.PolicySource{{Bundle: "baseline"}}}}
+	}
+	member := func(name, origin string) *marinav1alpha1.MemberCluster {
+		return &marinav1alpha1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: name, Labels: fromDC(origin)},
+			Spec: marinav1alpha1.MemberClusterSpec{KubeconfigSecretRef: &marinav1alpha1.SecretKeyReference{Name: name + "-kubeconfig-replica"}}}
+	}
+	merge := func(patch string) client.Patch { return client.RawPatch("application/merge-patch+json", []byte(patch)) }
+
+	// The tenant's own objects, made here.
+	local := policySet("local", "")
+	users := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "users-secret"}, StringData: map[string]string{"token": "s3cr3t"}}
+	for _, o := range []client.Object{local, users} {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := policySet("probe", "")
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := peer.Create(ctx, probe.DeepCopy())
+		if err == nil {
+			return false, admin.Delete(ctx, probe.DeepCopy())
+		}
+		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err), nil
+	})
+	if err != nil {
+		t.Fatalf("the replicas policy never refused the peer an unlabelled PolicySet: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		do      func() error
+		wantErr string
+	}{
+		{"the peer creates a replica from dc2", func() error { return peer.Create(ctx, policySet("baseline", "dc2")) }, ""},
+		{"and changes it", func() error {
+			return peer.Patch(ctx, policySet("baseline", "dc2"), merge(`{"spec":{"driftMode":"Report"}}`))
+		}, ""},
+		{"and writes a member's kubeconfig next to a replica member", func() error {
+			if err := peer.Create(ctx, member("m1", "dc2")); err != nil {
+				return err
+			}
+			return peer.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "m1-kubeconfig-replica", Labels: fromDC("dc2")}})
+		}, ""},
+		{"the peer reads a Secret", func() error { return peer.Get(ctx, client.ObjectKeyFromObject(users), &corev1.Secret{}) }, `cannot get resource "secrets"`},
+		{"the peer reads a Secret through an empty patch", func() error { return peer.Patch(ctx, users.DeepCopy(), merge(`{}`)) },
+			"may only change or delete its own replicas; secrets tenant-a/users-secret was made here"},
+		{"the peer creates a replica claiming another origin", func() error { return peer.Create(ctx, policySet("forged", "dc3")) },
+			"may only write replicas labelled marina.dev/origin-data-center=dc2"},
+		{"the peer creates an object of this data center's own", func() error { return peer.Create(ctx, policySet("unlabelled", "")) },
+			"may only write replicas labelled marina.dev/origin-data-center=dc2"},
+		{"the peer changes this data center's own PolicySet", func() error { return peer.Patch(ctx, local.DeepCopy(), merge(`{"spec":{"driftMode":"Report"}}`)) },
+			"may only change or delete its own replicas; policysets tenant-a/local was made here"},
+		{"the peer deletes it", func() error { return peer.Delete(ctx, local.DeepCopy()) }, "may only change or delete its own replicas"},
+		{"the peer takes it over by labelling it", func() error {
+			return peer.Patch(ctx, local.DeepCopy(), merge(`{"metadata":{"labels":{"marina.dev/origin-data-center":"dc2"}}}`))
+		}, "may only change or delete its own replicas"},
+		{"someone here edits a replica", func() error {
+			return admin.Patch(ctx, policySet("baseline", "dc2"), merge(`{"spec":{"driftMode":"Correct"}}`))
+		},
+			"policysets tenant-a/baseline is a read-only replica of PolicySet tenant-a/baseline in data center dc2: change the original there"},
+		{"someone here deletes a replica", func() error { return admin.Delete(ctx, policySet("baseline", "dc2")) }, "is a read-only replica of"},
+		{"someone here unlabels a replica to take it over", func() error {
+			return admin.Patch(ctx, policySet("baseline", "dc2"), merge(`{"metadata":{"labels":{"marina.dev/origin-data-center":null}}}`))
+		}, "is a read-only replica of"},
+		{"someone here forges a replica", func() error { return admin.Create(ctx, policySet("forged", "dc2")) }, "is a read-only replica of"},
+		{"someone here changes a replica's kubeconfig", func() error {
+			return admin.Patch(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "m1-kubeconfig-replica"}}, merge(`{"data":{"kubeconfig":"dg=="}}`))
+		}, "is a read-only replica of"},
+		{"marina-sync holds a replica PolicySet with its finalizer", func() error {
+			return syncOp.Patch(ctx, policySet("baseline", "dc2"), merge(`{"metadata":{"finalizers":["marina.dev/policyset"]}}`))
+		}, ""},
+		{"marina-register joins a replica member here", func() error {
+			return register.Patch(ctx, member("m1", "dc2"), merge(`{"spec":{"controlPlanes":[{"name":"fed-a"}]}}`))
+		}, ""},
+		{"marina-register changes a replica PolicySet", func() error {
+			return register.Patch(ctx, policySet("baseline", "dc2"), merge(`{"metadata":{"labels":{"x":"y"}}}`))
+		}, "cannot patch resource"},
+		{"the peer deletes its replica", func() error {
+			if err := syncOp.Patch(ctx, policySet("baseline", "dc2"), merge(`{"metadata":{"finalizers":null}}`)); err != nil {
+				return err
+			}
+			return peer.Delete(ctx, policySet("baseline", "dc2"))
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkRefusal(t, tc.do(), tc.wantErr) })
+	}
+	got := &marinav1alpha1.PolicySet{}
+	if err := admin.Get(ctx, client.ObjectKeyFromObject(local), got); err != nil || got.Labels[marinav1alpha1.LabelOriginDataCenter] != "" || got.Spec.DriftMode == marinav1alpha1.DriftModeReport {
+		t.Errorf("this data center's own PolicySet changed: %v, labels %v, drift mode %q", err, got.Labels, got.Spec.DriftMode)
+	}
+}
+
+// checkRefusal checks a request's outcome: allowed when wantErr is empty,
+// else refused with a message containing it.
+func checkRefusal(t *testing.T, err error, wantErr string) {
+	t.Helper()
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case wantErr != "" && err == nil:
+		t.Fatalf("allowed; want it refused with %q", wantErr)
+	case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+		t.Fatalf("refused with %v; want %q", err, wantErr)
 	}
 }

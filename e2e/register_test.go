@@ -23,13 +23,17 @@ import (
 	"github.com/marina-platform/marina/internal/localenv/proc"
 	"github.com/marina-platform/marina/operators/register/controller"
 	"github.com/marina-platform/marina/operators/register/join"
+	"github.com/marina-platform/marina/operators/sync/peer"
 )
 
 // TestRegistration onboards the members of both data centers with a
 // RegistrationPolicy in each, as their Cluster API Clusters are
-// initialized (the environment plays the infrastructure provider), then
-// takes one out by deleting its Cluster API Cluster, and stops and starts
-// another's API server.
+// initialized (the environment plays the infrastructure provider). Each
+// data center's policy and members are replicated to the other, whose
+// register operator joins them to its own control plane: every member ends
+// up in both data centers' control planes. Then it takes one out by
+// deleting its Cluster API Cluster, and stops and starts another's API
+// server.
 func TestRegistration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -62,11 +66,12 @@ func TestRegistration(t *testing.T) {
 		s.fed = federationClient(ctx, t, s.mgmt, s.dc, s.cp, envCA.Cert)
 	}
 
-	// One policy per data center: its own members, into its own control
-	// planes.
+	// One policy per data center: its own members, into the control
+	// planes it selects, which its replica selects in the other data
+	// center too.
 	for _, s := range sites {
 		rp := &marinav1alpha1.RegistrationPolicy{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "e2e-register"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "e2e-register-" + s.dc.Name},
 			Spec: marinav1alpha1.RegistrationPolicySpec{
 				Sources: marinav1alpha1.RegistrationSources{ClusterAPI: &marinav1alpha1.ClusterAPISource{
 					Selector: metav1.LabelSelector{MatchLabels: map[string]string{localenv.LabelDataCenter: s.dc.Name}},
@@ -98,6 +103,30 @@ func TestRegistration(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d members joined and Ready %s after their policy", s.dc.Name, len(s.dc.Members), time.Since(start).Round(time.Second))
+	}
+	// Replicated: each data center's members, joined to the other's
+	// control plane by the other's register operator.
+	for _, s := range sites {
+		for _, o := range sites {
+			if o == s {
+				continue
+			}
+			start := time.Now()
+			for _, m := range s.dc.Members {
+				mc := waitMember(ctx, t, o.mgmt, m.Cluster.Name, "Ready as a replica in "+o.dc.Name, func(mc *marinav1alpha1.MemberCluster) bool {
+					return meta.IsStatusConditionTrue(mc.Status.Conditions, marinav1alpha1.ConditionReady) && mc.Status.JoinedControlPlanes == 1
+				})
+				if mc.Labels[marinav1alpha1.LabelOriginDataCenter] != s.dc.Name || mc.Spec.ControlPlanes[0].Name != o.cp.Name {
+					t.Errorf("%s: MemberCluster %s labels %v, control planes %v: want a replica from %s joined to %s", o.dc.Name, m.Cluster.Name, mc.Labels, mc.Spec.ControlPlanes, s.dc.Name, o.cp.Name)
+				}
+				cl := &unstructured.Unstructured{}
+				cl.SetGroupVersionKind(join.ClusterGVK)
+				if err := o.fed.Get(ctx, client.ObjectKey{Name: m.Cluster.Name}, cl); err != nil {
+					t.Errorf("%s: the engine's Cluster %s of %s's member: %v", o.dc.Name, m.Cluster.Name, s.dc.Name, err)
+				}
+			}
+			t.Logf("%s's %d members joined and Ready in %s's control plane too, %s after that", s.dc.Name, len(s.dc.Members), o.dc.Name, time.Since(start).Round(time.Second))
+		}
 	}
 
 	t.Run("a rotation keeps a watch through the stored credentials working", func(t *testing.T) {
@@ -194,8 +223,23 @@ func TestRegistration(t *testing.T) {
 				t.Errorf("control plane Secret %s after unjoin: %v, want NotFound", name, err)
 			}
 		}
+		// And in the other data center, where its replica was joined.
+		o := sites[1]
+		waitFor(ctx, t, "its replica in "+o.dc.Name+" gone, with its kubeconfig", func() bool {
+			err := o.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.Cluster.Name}, &marinav1alpha1.MemberCluster{})
+			errSecret := o.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: peer.SecretName(m.Cluster.Name)}, &corev1.Secret{})
+			return apierrors.IsNotFound(err) && apierrors.IsNotFound(errSecret)
+		})
+		if err := o.fed.Get(ctx, client.ObjectKey{Name: m.Cluster.Name}, cl); !apierrors.IsNotFound(err) {
+			t.Errorf("%s: the engine's Cluster %s after unjoin: %v, want NotFound", o.dc.Name, m.Cluster.Name, err)
+		}
+		for _, name := range []string{m.Cluster.Name, m.Cluster.Name + "-impersonator"} {
+			if err := o.fed.Get(ctx, client.ObjectKey{Namespace: join.Namespace, Name: name}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s: control plane Secret %s after unjoin: %v, want NotFound", o.dc.Name, name, err)
+			}
+		}
 		if left := marinaObjectsIn(ctx, t, m); len(left) > 0 {
-			t.Errorf("left in the member after unjoin: %v", left)
+			t.Errorf("left in the member after unjoin from both data centers: %v", left)
 		}
 	})
 

@@ -141,6 +141,9 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 	// ReasonApplyFailed: applying objects to a target failed.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonPeerUnreachable: a peer data center's management cluster did
+	// not answer or refused the credentials; retried with backoff.
+	ReasonPeerUnreachable = "PeerUnreachable"
 	// ReasonKindNotServed: a target does not serve an object's kind (yet):
 	// its CRD is missing, or comes later; retried.
 	ReasonKindNotServed = "KindNotServed"
@@ -166,4 +169,13 @@ const (
 	LabelOriginDataCenter = "marina.dev/origin-data-center"
 	// LabelDataCenter is the data center of a ControlPlane, for selectors.
 	LabelDataCenter = "marina.dev/data-center"
+	// AnnotationOrigin says, on a replica, what its original is and where
+	// it lives, such as "PolicySet platform/baseline in data center dc1":
+	// the place to change it.
+	AnnotationOrigin = "marina.dev/origin"
+	// AnnotationApprovedInOrigin, on a replica of a MemberCluster that a
+	// Manual RegistrationPolicy made, says a person approved it in its
+	// origin (named control planes there): the replica then joins the
+	// control planes the replicated policy selects here.
+	AnnotationApprovedInOrigin = "marina.dev/approved-in-origin"
 )

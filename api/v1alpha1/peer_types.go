@@ -38,25 +38,43 @@ type PeerStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// LastSyncTime is when replication to the peer last completed.
+	// LastSyncTime is when the peer was last found to hold every replica
+	// as it should. It is refreshed when replication changed something, and
+	// otherwise every few minutes, so that a quiet federation costs no
+	// writes.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 
-	// ReplicatedObjects is the number of PolicySets and RegistrationPolicies
-	// replicated at the last sync.
+	// ReplicatedObjects is the number of PolicySets, RegistrationPolicies
+	// and MemberClusters the peer holds as replicas from here.
 	// +optional
 	ReplicatedObjects int32 `json:"replicatedObjects,omitempty"`
+
+	// Conflicts lists the objects that were not replicated because the peer
+	// holds an object of that kind and name that is not a replica from
+	// here: made there, or replicated from a third data center. Neither
+	// side overwrites the other; a person renames one.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // Peer is another data center's management cluster. The sync operator
-// replicates PolicySets and RegistrationPolicies that originate here to it;
-// each data center keeps working on its own when a peer is lost.
+// replicates the PolicySets, RegistrationPolicies and MemberClusters (with
+// the kubeconfig each member's join needs) that originate here to it,
+// labelled marina.dev/origin-data-center; the peer's own operators apply
+// them to its control planes, so each data center keeps working on its own
+// when another is lost. Deleting an original removes its replicas; deleting
+// a Peer leaves them, for the peer's control planes keep serving them.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,categories=marina
 // +kubebuilder:printcolumn:name="Data Center",type=string,JSONPath=`.spec.dataCenter`
 // +kubebuilder:printcolumn:name="Reachable",type=string,JSONPath=`.status.conditions[?(@.type=="Reachable")].status`
+// +kubebuilder:printcolumn:name="Replicated",type=integer,JSONPath=`.status.replicatedObjects`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

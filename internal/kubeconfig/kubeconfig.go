@@ -31,6 +31,10 @@ type Config struct {
 	// files), and no private key is copied into it.
 	CertData, KeyData []byte
 	CertFile, KeyFile string
+
+	// Token is a bearer token instead of a client certificate, such as a
+	// ServiceAccount's.
+	Token string
 }
 
 // Write returns the kubeconfig as YAML.
@@ -41,9 +45,14 @@ func Write(c Config) ([]byte, error) {
 	if (len(c.CAData) == 0) == (c.CAFile == "") {
 		return nil, errors.New("kubeconfig: exactly one of CA data and CA file is required")
 	}
-	if (len(c.CertData) == 0) != (len(c.KeyData) == 0) || (c.CertFile == "") != (c.KeyFile == "") ||
-		(len(c.CertData) == 0) == (c.CertFile == "") {
-		return nil, errors.New("kubeconfig: a client certificate and key are required, as data or as files")
+	switch {
+	case c.Token != "":
+		if len(c.CertData) > 0 || c.CertFile != "" || len(c.KeyData) > 0 || c.KeyFile != "" {
+			return nil, errors.New("kubeconfig: a token or a client certificate, not both")
+		}
+	case (len(c.CertData) == 0) != (len(c.KeyData) == 0) || (c.CertFile == "") != (c.KeyFile == "") ||
+		(len(c.CertData) == 0) == (c.CertFile == ""):
+		return nil, errors.New("kubeconfig: a client certificate and key are required, as data or as files, or a token")
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[c.Cluster] = &clientcmdapi.Cluster{
@@ -56,6 +65,7 @@ func Write(c Config) ([]byte, error) {
 		ClientCertificateData: c.CertData,
 		ClientKey:             c.KeyFile,
 		ClientKeyData:         c.KeyData,
+		Token:                 c.Token,
 	}
 	cfg.Contexts[c.User] = &clientcmdapi.Context{Cluster: c.Cluster, AuthInfo: c.User}
 	cfg.CurrentContext = c.User

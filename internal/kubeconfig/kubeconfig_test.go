@@ -47,6 +47,16 @@ func TestWriteAndRead(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "token, for a ServiceAccount",
+			cfg:  Config{Cluster: "dc2", User: "peer", Server: "https://10.210.2.10:6443", CAData: []byte("ca"), Token: "t0ken"},
+			check: func(t *testing.T, y string) {
+				if !strings.Contains(y, "token: t0ken") || strings.Contains(y, "client-") {
+					t.Errorf("kubeconfig lacks the token or has a certificate:\n%s", y)
+				}
+			},
+		},
+		{name: "token and certificate", cfg: Config{Cluster: "cp", User: "u", Server: "https://x", CAFile: "a", CertFile: "b", KeyFile: "c", Token: "t"}, wantErr: "not both"},
 		{name: "no server", cfg: Config{Cluster: "cp", User: "u", CAFile: "a", CertFile: "b", KeyFile: "c"}, wantErr: "server"},
 		{name: "CA twice", cfg: Config{Cluster: "cp", User: "u", Server: "https://x", CAFile: "a", CAData: []byte("a"), CertFile: "b", KeyFile: "c"}, wantErr: "exactly one of CA"},
 		{name: "certificate without key", cfg: Config{Cluster: "cp", User: "u", Server: "https://x", CAFile: "a", CertFile: "b"}, wantErr: "certificate and key"},

@@ -398,6 +398,16 @@ func (e *Env) Up(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(dcs) > 1 {
+		if err := p.step("peering: every data center's management cluster a Peer of every other's", func() error {
+			if err := e.connectPeers(ctx); err != nil {
+				return err
+			}
+			return e.WaitPeersReady(ctx, 2*time.Minute)
+		}); err != nil {
+			return err
+		}
+	}
 	p.done("environment up")
 	return nil
 }
@@ -513,6 +523,21 @@ func (e *Env) Down(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// StopDataCenter stops one data center as a power cut would, keeping its
+// data: its nodes with every pod on them (the federation control planes
+// among them), cert-manager and the management cluster. Its member
+// clusters keep running: they are clusters of their own, which the other
+// data centers' control planes reach. Up starts it again.
+func (e *Env) StopDataCenter(ctx context.Context, name string) error {
+	for _, dc := range e.DataCenters() {
+		if dc.Name != name {
+			continue
+		}
+		return errors.Join(dc.Node.Stop(ctx), e.CertManager(dc).Stop(), dc.Cluster.Stop())
+	}
+	return fmt.Errorf("no data center %s", name)
+}
+
 // Part is the health of one part of the environment.
 type Part struct {
 	DataCenter string `json:"dataCenter"`
@@ -568,6 +593,9 @@ func (e *Env) Status(ctx context.Context) []Part {
 		}
 		parts = append(parts, processPart(dc.Name, dc.Cluster.Name+" cert-manager", e.CertManager(dc).Process()))
 		parts = append(parts, deploymentParts(ctx, dc.Name, dc.Cluster.Name, dc.Kubeconfig(), MarinaNamespace, operatorDeployments()...)...)
+		if others := len(e.DataCenters()) - 1; others > 0 {
+			parts = append(parts, peerParts(ctx, dc, others)...)
+		}
 		for _, n := range dc.Nodes() {
 			parts = append(parts, deploymentParts(ctx, dc.Name, n.Cluster.Name, n.Cluster.AdminKubeconfig(), "kube-system", coredns.Name)...)
 			parts = append(parts, deploymentParts(ctx, dc.Name, n.Cluster.Name, n.Cluster.AdminKubeconfig(), localpath.Namespace, localpath.Name)...)

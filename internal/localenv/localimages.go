@@ -81,10 +81,8 @@ func (v Versions) kubeImage(component string) string {
 func OperatorImageRepository(operator string) string { return "marina-" + operator }
 
 // Operators are the operators the environment builds and runs, each under
-// operators/<name>: those charts/marina installs by default. marina-sync
-// is not among them while it has no reconciler (operators.sync.enabled is
-// off), so neither is its image.
-var Operators = []string{"controlplane", "register"}
+// operators/<name>: those charts/marina installs by default.
+var Operators = []string{"controlplane", "register", "sync"}
 
 func (e *Env) imageList(v Versions, operatorTag string) []localImage {
 	list := []localImage{

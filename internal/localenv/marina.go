@@ -68,7 +68,11 @@ func (e *Env) installMarina(ctx context.Context, dc DataCenter, operatorTag stri
 		"--set-string", "operators.controlplane.vaultPlainHTTPHosts[0]="+SharedHost.IP.String(),
 		// Every node's pod subnet is in it: other tenants' pods are kept
 		// out of the control planes' API servers, the host's tests are not.
-		"--set-string", "operators.controlplane.networkPolicy.podCIDRs[0]="+podSubnet)
+		"--set-string", "operators.controlplane.networkPolicy.podCIDRs[0]="+podSubnet,
+		// PolicySets here may download from the environment's mirror.
+		"--set-string", "operators.sync.allowedURLHosts[0]="+SharedHost.IP.String(),
+		// Every other data center replicates into this one.
+		"--set", "peers.dataCenters={"+strings.Join(e.peerDataCenters(dc), ",")+"}")
 	if err != nil {
 		return err
 	}

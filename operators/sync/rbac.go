@@ -23,11 +23,13 @@ package main
 // +kubebuilder:rbac:groups=marina.dev,resources=policysets/finalizers;peers/finalizers,verbs=update
 
 // Targets and what is replicated to peers: ControlPlanes are selected by
-// label, RegistrationPolicies are copied to peer data centers.
-// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes;registrationpolicies,verbs=get;list;watch
+// label; RegistrationPolicies and MemberClusters are copied to peer data
+// centers (through the peers' own credentials, not these).
+// +kubebuilder:rbac:groups=marina.dev,resources=controlplanes;registrationpolicies;memberclusters,verbs=get;list;watch
 
 // Sources and credentials, read-only: PolicySet ConfigMaps, control planes'
-// admin kubeconfigs and Peers' kubeconfig Secrets.
+// admin kubeconfigs, Peers' kubeconfig Secrets and the member kubeconfigs
+// replicated to peers.
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
 
 // Events on the objects it reconciles, through both event APIs

@@ -86,6 +86,10 @@ func (c Cluster) Server() string {
 
 func (c Cluster) pkiDir() string { return filepath.Join(c.Dir, "pki") }
 
+// CAPEM is the cluster's CA certificate, which its API server's serving
+// certificate chains to, for clients' kubeconfigs.
+func (c Cluster) CAPEM() ([]byte, error) { return os.ReadFile(filepath.Join(c.pkiDir(), "ca.crt")) }
+
 // CA is the cluster's CA, for issuing node and user certificates.
 func (c Cluster) CA() (*pki.CA, error) {
 	return pki.LoadOrCreateCA(c.pkiDir(), c.Name+"-ca")
@@ -278,7 +282,7 @@ func (c Cluster) WriteConfig() error {
 // WriteKubeconfig writes a kubeconfig for the client certificate at
 // certBase.crt/.key, embedding everything so the file can be copied.
 func (c Cluster) WriteKubeconfig(path, certBase string) error {
-	caPEM, err := os.ReadFile(filepath.Join(c.pkiDir(), "ca.crt"))
+	caPEM, err := c.CAPEM()
 	if err != nil {
 		return err
 	}
@@ -449,7 +453,7 @@ func (c Cluster) adminHTTPClient() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := os.ReadFile(filepath.Join(p, "ca.crt"))
+	caPEM, err := c.CAPEM()
 	if err != nil {
 		return nil, err
 	}

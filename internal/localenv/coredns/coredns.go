@@ -36,7 +36,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/marina-platform/marina/internal/localenv/apply"
+	"github.com/marina-platform/marina/internal/apply"
 )
 
 const (

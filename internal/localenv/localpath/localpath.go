@@ -31,7 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/marina-platform/marina/internal/localenv/apply"
+	"github.com/marina-platform/marina/internal/apply"
 )
 
 const (

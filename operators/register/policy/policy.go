@@ -58,6 +58,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("registrationpolicy").
 		For(&marinav1alpha1.RegistrationPolicy{}).
 		Owns(&marinav1alpha1.MemberCluster{}).
+		Watches(&marinav1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(replicaPolicyOf)).
 		Watches(&marinav1alpha1.ControlPlane{}, all).
 		Watches(&corev1.Secret{}, all)
 	if r.capi != nil {
@@ -66,6 +67,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(u, all)
 	}
 	return b.Complete(r)
+}
+
+// replicaPolicyOf maps a replica MemberCluster to the replica policy that
+// made its original, which no owner reference says: UIDs differ between
+// data centers.
+func replicaPolicyOf(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[LabelRegistrationPolicy]
+	if name == "" || o.GetLabels()[marinav1alpha1.LabelOriginDataCenter] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // policiesOf maps an object to every policy of its namespace: a policy's
@@ -110,6 +122,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// A selector that cannot be read leaves every member's control planes
 	// as they are, rather than taking them all away.
 	keepControlPlanes := controlPlanes == nil && err != nil
+	if origin := rp.Labels[marinav1alpha1.LabelOriginDataCenter]; origin != "" {
+		return ctrl.Result{}, r.reconcileReplica(ctx, rp, before, origin, controlPlanes, keepControlPlanes, problems)
+	}
 	sources, evaluated, skipped, err := r.sources(ctx, rp)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -135,13 +150,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	switch {
 	case len(problems) > 0:
-		slices.Sort(problems)
-		msg := strings.Join(problems, "; ")
-		old := meta.FindStatusCondition(before.Status.Conditions, marinav1alpha1.ConditionReady)
-		if old == nil || old.Message != msg {
-			r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, marinav1alpha1.ReasonConflict, "Register", "%s", msg)
-		}
-		setReady(rp, metav1.ConditionFalse, marinav1alpha1.ReasonConflict, msg)
+		r.conflict(rp, before, problems)
 	case len(controlPlanes) == 0:
 		setReady(rp, metav1.ConditionFalse, marinav1alpha1.ReasonControlPlaneNotFound,
 			fmt.Sprintf("spec.controlPlaneSelector selects no ControlPlane of data center %s in namespace %s", r.DataCenter, rp.Namespace))
@@ -156,6 +165,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, r.Client.Status().Patch(ctx, rp, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+// conflict sets Ready=False Conflict with every problem, and says so in a
+// Warning Event when the message is new.
+func (r *Reconciler) conflict(rp, before *marinav1alpha1.RegistrationPolicy, problems []string) {
+	slices.Sort(problems)
+	msg := strings.Join(problems, "; ")
+	old := meta.FindStatusCondition(before.Status.Conditions, marinav1alpha1.ConditionReady)
+	if old == nil || old.Message != msg {
+		r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, marinav1alpha1.ReasonConflict, "Register", "%s", msg)
+	}
+	setReady(rp, metav1.ConditionFalse, marinav1alpha1.ReasonConflict, msg)
 }
 
 func setReady(rp *marinav1alpha1.RegistrationPolicy, status metav1.ConditionStatus, reason, msg string) {
@@ -283,6 +304,9 @@ func (r *Reconciler) ensureMember(ctx context.Context, rp *marinav1alpha1.Regist
 		return "", err
 	}
 	exists := err == nil
+	if origin := mc.Labels[marinav1alpha1.LabelOriginDataCenter]; exists && origin != "" {
+		return fmt.Sprintf("cluster %s: a MemberCluster of that name is a replica from data center %s", s.name, origin), nil
+	}
 	if exists && !metav1.IsControlledBy(mc, rp) {
 		if owner := mc.Labels[LabelRegistrationPolicy]; owner != "" && owner != rp.Name {
 			return fmt.Sprintf("cluster %s: registered by RegistrationPolicy %s already", s.name, owner), nil
@@ -356,4 +380,60 @@ func (r *Reconciler) prune(ctx context.Context, rp *marinav1alpha1.RegistrationP
 		r.Recorder.Eventf(rp, mc, corev1.EventTypeNormal, "Deregistered", "Register", "cluster %s is no longer selected or its source is gone: MemberCluster deleted, which unjoins it", mc.Name)
 	}
 	return nil
+}
+
+// reconcileReplica runs a RegistrationPolicy replicated from another data
+// center. Its sources live there; what arrives here are the MemberClusters
+// it made, replicated with their kubeconfigs and without control planes.
+// The replica policy joins them to the control planes it selects in this
+// data center: for Automatic approval at once, for Manual once a person
+// approved the member in its origin. It never creates or deletes a
+// MemberCluster: the origin's replication does.
+func (r *Reconciler) reconcileReplica(ctx context.Context, rp *marinav1alpha1.RegistrationPolicy, before *marinav1alpha1.RegistrationPolicy,
+	origin string, controlPlanes []string, keepControlPlanes bool, problems []string) error {
+	list := &marinav1alpha1.MemberClusterList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace),
+		client.MatchingLabels{LabelRegistrationPolicy: rp.Name, marinav1alpha1.LabelOriginDataCenter: origin}); err != nil {
+		return err
+	}
+	var refs []marinav1alpha1.ControlPlaneReference
+	for _, name := range controlPlanes {
+		refs = append(refs, marinav1alpha1.ControlPlaneReference{Name: name})
+	}
+	members := 0
+	for i := range list.Items {
+		mc := &list.Items[i]
+		if !mc.DeletionTimestamp.IsZero() {
+			continue
+		}
+		members++
+		want := refs
+		if rp.Spec.Approval == marinav1alpha1.ApprovalManual && mc.Annotations[marinav1alpha1.AnnotationApprovedInOrigin] != "true" {
+			want = nil
+		}
+		if keepControlPlanes || equality.Semantic.DeepEqual(mc.Spec.ControlPlanes, want) {
+			continue
+		}
+		patch := mc.DeepCopy()
+		patch.Spec.ControlPlanes = want
+		if err := r.Client.Patch(ctx, patch, client.MergeFromWithOptions(mc, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("set the control planes of replica MemberCluster %s: %w", mc.Name, err)
+		}
+	}
+	rp.Status.MatchedClusters = int32(members)
+	rp.Status.MatchedControlPlanes = int32(len(controlPlanes))
+	switch {
+	case len(problems) > 0:
+		r.conflict(rp, before, problems)
+	case len(controlPlanes) == 0:
+		setReady(rp, metav1.ConditionFalse, marinav1alpha1.ReasonControlPlaneNotFound,
+			fmt.Sprintf("a replica from data center %s: spec.controlPlaneSelector selects no ControlPlane of data center %s in namespace %s", origin, r.DataCenter, rp.Namespace))
+	default:
+		setReady(rp, metav1.ConditionTrue, marinav1alpha1.ReasonSucceeded,
+			fmt.Sprintf("a replica from data center %s: %d of its clusters, replicated from there, join %d control planes here", origin, members, len(controlPlanes)))
+	}
+	if equality.Semantic.DeepEqual(before.Status, rp.Status) {
+		return nil
+	}
+	return r.Client.Status().Patch(ctx, rp, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }

@@ -83,29 +83,39 @@ func writes(b *testing.B) map[string]float64 {
 	return out
 }
 
-// BenchmarkPropagation measures, with MARINA_BENCH_CONTROL_PLANES federation
-// API servers (20) holding the engine's real CRDs and a PolicySet of
-// MARINA_BENCH_POLICIES ClusterPropagationPolicies (500) from a ConfigMap:
+// BenchmarkPropagation measures, with MARINA_BENCH_DATA_CENTERS data
+// centers (2: each a management API server running marina-sync's
+// reconcilers, Peers of one another), MARINA_BENCH_CONTROL_PLANES federation
+// API servers (20, split evenly between the data centers) holding the
+// engine's real CRDs, and a PolicySet of MARINA_BENCH_POLICIES
+// ClusterPropagationPolicies (500) from a ConfigMap, authored in the first
+// data center and replicated to the others:
 //   - propagation: one policy changed in the ConfigMap → the PolicySet's
-//     status says every control plane holds the new revision
-//     (MARINA_BENCH_CHANGES times, 20; p50 and p99);
+//     status in every data center (the replicas' in the others) says every
+//     control plane holds the new revision (MARINA_BENCH_CHANGES times, 20;
+//     p50 and p99);
 //   - drift correction: one policy changed by hand in a control plane →
 //     put back (20 times, over the control planes; p50 and p99);
-//   - the operator's writes in a quiet minute, and its heap.
+//   - the operators' writes in a quiet minute, and the heap of this
+//     process, which runs every data center's operators.
 //
 // Run it once (-benchtime 1x): it sets up its own API servers and counts
 // its own rounds; b.N is not used.
 func BenchmarkPropagation(b *testing.B) {
 	nCP := envInt("MARINA_BENCH_CONTROL_PLANES", 20)
+	nDC := min(envInt("MARINA_BENCH_DATA_CENTERS", 2), nCP)
 	nObj := envInt("MARINA_BENCH_POLICIES", 500)
 	var names []string
+	perDC := make([][]string, nDC)
 	for i := range nCP {
-		names = append(names, fmt.Sprintf("cp-%02d", i))
+		name := fmt.Sprintf("cp-%02d", i)
+		names = append(names, name)
+		perDC[i*nDC/nCP] = append(perDC[i*nDC/nCP], name)
 	}
 	setup := time.Now()
-	f := start(b, names...)
+	f := startDataCenters(b, perDC...)
 	ctx := context.Background()
-	b.Logf("%d control planes (API servers with the engine's CRDs) up in %s", nCP, time.Since(setup).Round(time.Second))
+	b.Logf("%d data centers with %d control planes (API servers with the engine's CRDs) up in %s", nDC, nCP, time.Since(setup).Round(time.Second))
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"}, Data: policies(nObj, -1, 0)}
 	if err := f.mgmt.Create(ctx, cm); err != nil {
@@ -122,17 +132,25 @@ func BenchmarkPropagation(b *testing.B) {
 	if err := f.mgmt.Create(ctx, ps); err != nil {
 		b.Fatal(err)
 	}
+	// everywhere says whether every data center's PolicySet (the original
+	// and its replicas) reports a new revision, one checksum, in each of
+	// its control planes.
 	everywhere := func(previous string) (string, bool) {
-		got := &marinav1alpha1.PolicySet{}
-		if err := f.mgmt.Get(ctx, client.ObjectKeyFromObject(ps), got); err != nil || got.Status.Checksum == "" || got.Status.Checksum == previous || len(got.Status.Targets) != nCP {
-			return "", false
-		}
-		for _, t := range got.Status.Targets {
-			if t.Revision != got.Status.Checksum {
+		sum := ""
+		for i, mgmt := range f.mgmts {
+			got := &marinav1alpha1.PolicySet{}
+			if err := mgmt.Get(ctx, client.ObjectKeyFromObject(ps), got); err != nil || got.Status.Checksum == "" || got.Status.Checksum == previous ||
+				len(got.Status.Targets) != len(f.controlPlanes[i]) || (sum != "" && got.Status.Checksum != sum) {
 				return "", false
 			}
+			for _, t := range got.Status.Targets {
+				if t.Revision != got.Status.Checksum {
+					return "", false
+				}
+			}
+			sum = got.Status.Checksum
 		}
-		return got.Status.Checksum, true
+		return sum, true
 	}
 	wait := func(what string, ok func() bool) {
 		deadline := time.Now().Add(5 * time.Minute)
@@ -149,7 +167,7 @@ func BenchmarkPropagation(b *testing.B) {
 		revision, ok = everywhere("")
 		return ok
 	})
-	b.Logf("first apply: %d objects in %d control planes in %s", nObj, nCP, time.Since(start).Round(time.Millisecond))
+	b.Logf("first apply: %d objects in %d control planes of %d data centers in %s", nObj, nCP, nDC, time.Since(start).Round(time.Millisecond))
 
 	b.ResetTimer()
 	var prop []time.Duration
@@ -230,6 +248,6 @@ func BenchmarkPropagation(b *testing.B) {
 	b.ReportMetric(steady, "writes-in-quiet")
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("%d control planes × %d policies: propagation p50 %.3fs p99 %.3fs (%d changes); drift correction p50 %.3fs p99 %.3fs (%d edits); %v writes in %ds quiet; heap %.1f MiB",
-		nCP, nObj, pct(prop, 0.5), pct(prop, 0.99), len(prop), pct(drift, 0.5), pct(drift, 0.99), len(drift), steady, quiet, float64(ms.HeapAlloc)/(1<<20))
+	b.Logf("%d data centers, %d control planes × %d policies: propagation p50 %.3fs p99 %.3fs (%d changes); drift correction p50 %.3fs p99 %.3fs (%d edits); %v writes in %ds quiet; heap %.1f MiB",
+		nDC, nCP, nObj, pct(prop, 0.5), pct(prop, 0.99), len(prop), pct(drift, 0.5), pct(drift, 0.99), len(drift), steady, quiet, float64(ms.HeapAlloc)/(1<<20))
 }

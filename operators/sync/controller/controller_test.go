@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
@@ -37,22 +39,32 @@ import (
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
 	"github.com/marina-platform/marina/operators/sync/controller"
+	"github.com/marina-platform/marina/operators/sync/peer"
 )
 
 const ns = "platform"
 
 // fixture is a management API server running the reconciler, and two
 // federation API servers with the engine's real CRDs playing control
-// planes.
+// planes. With several data centers (startDataCenters), each has its own
+// management API server, control planes and reconcilers, and replicates
+// to the others through Peers as marina-sync does.
 type fixture struct {
 	mgmt client.Client
-	fed  map[string]client.Client // by ControlPlane name
+	// mgmts are every data center's management clients, mgmts[0] = mgmt;
+	// controlPlanes their control planes' names.
+	mgmts         []client.Client
+	controlPlanes [][]string
+	fed           map[string]client.Client // by ControlPlane name
 	// hosts names each API server's host:port, for reports.
 	hosts map[string]string
 }
 
 // start runs the fixture with a control plane (labelled env=prod) per name.
-func start(t testing.TB, names ...string) *fixture {
+func start(t testing.TB, names ...string) *fixture { return startDataCenters(t, names) }
+
+// startDataCenters runs one data center per list of control plane names.
+func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,67 +74,102 @@ func start(t testing.TB, names ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	mgmt, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mgmt.Stop() })
-	f := &fixture{mgmt: mgmt.Client, fed: map[string]client.Client{}, hosts: map[string]string{hostOf(mgmt): "management"}}
-	if err := f.mgmt.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, name := range names {
-		fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
+	f := &fixture{fed: map[string]client.Client{}, hosts: map[string]string{}, controlPlanes: perDC}
+	var envs []*testenv.Env
+	var kubeconfigs [][]byte
+	for i, names := range perDC {
+		dc := fmt.Sprintf("dc%d", i+1)
+		mgmt, err := testenv.Start()
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = fed.Stop() })
-		if err := apiextensionsv1.AddToScheme(fed.Scheme); err != nil {
-			t.Fatal(err)
-		}
-		applied, err := crds.Deploy(ctx, fed.Client, "test", crds.Values{Bundle: bundle, Labels: map[string]string{"test": "engine"}})
+		t.Cleanup(func() { _ = mgmt.Stop() })
+		envs = append(envs, mgmt)
+		f.mgmts = append(f.mgmts, mgmt.Client)
+		f.hosts[hostOf(mgmt)] = dc + " management"
+		kubeconfig, err := os.ReadFile(kubeconfigPath(t, mgmt))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			pending, err := crds.Pending(ctx, fed.Client, applied, false)
-			return len(pending) == 0, err
-		}); err != nil {
-			t.Fatalf("engine CRDs in %s: %v", name, err)
-		}
-		f.fed[name] = unstructuredClient(t, fed)
-		f.hosts[hostOf(fed)] = name
-		kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
-		if err != nil {
+		kubeconfigs = append(kubeconfigs, kubeconfig)
+		if err := mgmt.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)
 		}
-		f.controlPlane(t, name, map[string]string{"env": "prod"}, kubeconfig)
+		for _, name := range names {
+			fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = fed.Stop() })
+			if err := apiextensionsv1.AddToScheme(fed.Scheme); err != nil {
+				t.Fatal(err)
+			}
+			applied, err := crds.Deploy(ctx, fed.Client, "test", crds.Values{Bundle: bundle, Labels: map[string]string{"test": "engine"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+				pending, err := crds.Pending(ctx, fed.Client, applied, false)
+				return len(pending) == 0, err
+			}); err != nil {
+				t.Fatalf("engine CRDs in %s: %v", name, err)
+			}
+			f.fed[name] = unstructuredClient(t, fed)
+			f.hosts[hostOf(fed)] = name
+			kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			controlPlaneIn(t, mgmt.Client, dc, name, map[string]string{"env": "prod"}, kubeconfig)
+		}
 	}
+	f.mgmt = f.mgmts[0]
 
-	opts := ctrl.Options{Scheme: mgmt.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	mgr, err := ctrl.NewManager(mgmt.Config, opts)
-	if err != nil {
-		t.Fatal(err)
+	for i, mgmt := range envs {
+		dc := fmt.Sprintf("dc%d", i+1)
+		opts := ctrl.Options{Scheme: mgmt.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+			// Several data centers' operators in one process.
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)}}
+		mgr, err := ctrl.NewManager(mgmt.Config, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &controller.Reconciler{
+			Client:     mgr.GetClient(),
+			Recorder:   mgr.GetEventRecorder("marina-sync"),
+			URLPolicy:  urlpolicy.Policy{Allowed: urlpolicy.Hosts{"127.0.0.1"}},
+			RetryAfter: time.Second,
+		}
+		if err := r.SetupWithManager(mgr); err != nil {
+			t.Fatal(err)
+		}
+		if len(envs) > 1 {
+			if err := (&peer.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("marina-sync"), DataCenter: dc}).SetupWithManager(mgr); err != nil {
+				t.Fatal(err)
+			}
+			for j := range envs {
+				if j == i {
+					continue
+				}
+				other := fmt.Sprintf("dc%d", j+1)
+				if err := mgmt.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "peer-" + other}, Data: map[string][]byte{"kubeconfig": kubeconfigs[j]}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := mgmt.Client.Create(ctx, &marinav1alpha1.Peer{ObjectMeta: metav1.ObjectMeta{Name: other}, Spec: marinav1alpha1.PeerSpec{DataCenter: other,
+					KubeconfigSecretRef: marinav1alpha1.NamespacedSecretKeyReference{Namespace: ns, SecretKeyReference: marinav1alpha1.SecretKeyReference{Name: "peer-" + other}}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- mgr.Start(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
-	r := &controller.Reconciler{
-		Client:     mgr.GetClient(),
-		Recorder:   mgr.GetEventRecorder("marina-sync"),
-		URLPolicy:  urlpolicy.Policy{Allowed: urlpolicy.Hosts{"127.0.0.1"}},
-		RetryAfter: time.Second,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return f
 }
 
 func hostOf(e *testenv.Env) string {
-	return strings.TrimPrefix(strings.TrimPrefix(e.Config.Host, "https://"), "http://")
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(e.Config.Host, "https://"), "http://"), "/")
 }
 
 func kubeconfigPath(t testing.TB, e *testenv.Env) string {
@@ -149,22 +196,27 @@ func unstructuredClient(t testing.TB, e *testenv.Env) client.Client {
 // operator's part, which does not run here.
 func (f *fixture) controlPlane(t testing.TB, name string, labels map[string]string, kubeconfig []byte) {
 	t.Helper()
+	controlPlaneIn(t, f.mgmt, "dc1", name, labels, kubeconfig)
+}
+
+func controlPlaneIn(t testing.TB, mgmt client.Client, dc, name string, labels map[string]string, kubeconfig []byte) {
+	t.Helper()
 	ctx := context.Background()
-	cp := testenv.ControlPlane(ns, name, "dc1")
+	cp := testenv.ControlPlane(ns, name, dc)
 	cp.Labels = labels
-	if err := f.mgmt.Create(ctx, cp); err != nil {
+	if err := mgmt.Create(ctx, cp); err != nil {
 		t.Fatal(err)
 	}
 	if kubeconfig == nil {
 		return
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-admin-kubeconfig"}, Data: map[string][]byte{"kubeconfig": kubeconfig}}
-	if err := f.mgmt.Create(ctx, s); err != nil {
+	if err := mgmt.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: s.Name, Key: "kubeconfig"}
 	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionAPIServerReady, Status: metav1.ConditionTrue, Reason: "Succeeded"})
-	if err := f.mgmt.Status().Update(ctx, cp); err != nil {
+	if err := mgmt.Status().Update(ctx, cp); err != nil {
 		t.Fatal(err)
 	}
 }

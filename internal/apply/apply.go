@@ -1,5 +1,6 @@
-// Package apply applies the local environment's typed objects (CoreDNS, the
-// storage provisioner) with server-side apply.
+// Package apply applies typed objects with server-side apply: the local
+// environment's (CoreDNS, the storage provisioner) and the sync operator's
+// replicas in peer data centers.
 package apply
 
 import (
