@@ -115,6 +115,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("policyset").
 		For(&marinav1alpha1.PolicySet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&marinav1alpha1.ControlPlane{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			// A control plane being deleted takes no more objects: its
+			// client and watches go now, not at the next restart.
+			if !o.GetDeletionTimestamp().IsZero() {
+				r.forget(o.GetNamespace(), o.GetName())
+			}
 			return inNamespace(ctx, o.GetNamespace())
 		}), builder.WithPredicates(controlPlaneChanged())).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -435,6 +440,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 			return ctrl.Result{RequeueAfter: r.RetryAfter}, nil
 		}
 	}
+	r.targets.forgetPolicySet(ps.Namespace + "/" + ps.Name + " ")
 	patch := client.MergeFromWithOptions(ps.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(ps, Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, ps, patch))

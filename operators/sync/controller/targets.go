@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +68,28 @@ func (m *memo) drop(key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.m, key)
+}
+
+// dropPrefix forgets every entry whose key starts with prefix: a PolicySet
+// that is gone.
+func (m *memo) dropPrefix(prefix string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.m, k)
+		}
+	}
+}
+
+// forgetPolicySet drops a deleted PolicySet's memo entries (keys prefix)
+// in every control plane.
+func (t *targets) forgetPolicySet(prefix string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tg := range t.m {
+		tg.memo.dropPrefix(prefix)
+	}
 }
 
 func newTargets() *targets { return &targets{m: map[string]target{}} }
