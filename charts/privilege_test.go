@@ -294,6 +294,16 @@ func checkReplicas(t *testing.T, env *testenv.Env) {
 			Spec: marinav1alpha1.MemberClusterSpec{KubeconfigSecretRef: &marinav1alpha1.SecretKeyReference{Name: name + "-kubeconfig-replica"}}}
 	}
 	merge := func(patch string) client.Patch { return client.RawPatch("application/merge-patch+json", []byte(patch)) }
+	// update changes a PolicySet of the tenant as c, as the replicator
+	// does: read, change, write back.
+	update := func(c client.Client, name string, change func(*marinav1alpha1.PolicySet)) error {
+		got := &marinav1alpha1.PolicySet{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: tenantNamespace, Name: name}, got); err != nil {
+			return err
+		}
+		change(got)
+		return c.Update(ctx, got)
+	}
 
 	// The tenant's own objects, made here.
 	local := policySet("local", "")
@@ -322,7 +332,7 @@ func checkReplicas(t *testing.T, env *testenv.Env) {
 	}{
 		{"the peer creates a replica from dc2", func() error { return peer.Create(ctx, policySet("baseline", "dc2")) }, ""},
 		{"and changes it", func() error {
-			return peer.Patch(ctx, policySet("baseline", "dc2"), merge(`{"spec":{"driftMode":"Report"}}`))
+			return update(peer, "baseline", func(ps *marinav1alpha1.PolicySet) { ps.Spec.DriftMode = marinav1alpha1.DriftModeReport })
 		}, ""},
 		{"and writes a member's kubeconfig next to a replica member", func() error {
 			if err := peer.Create(ctx, member("m1", "dc2")); err != nil {
@@ -330,6 +340,13 @@ func checkReplicas(t *testing.T, env *testenv.Env) {
 			}
 			return peer.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "m1-kubeconfig-replica", Labels: fromDC("dc2")}})
 		}, ""},
+		{"the peer writes a Secret another component reads by name", func() error {
+			return peer.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "m1-kubeconfig", Labels: fromDC("dc2")}})
+		}, "may only write Opaque Secrets named <member>-kubeconfig-replica, not Opaque tenant-a/m1-kubeconfig"},
+		{"the peer writes a ServiceAccount token Secret", func() error {
+			return peer.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNamespace, Name: "t-kubeconfig-replica", Labels: fromDC("dc2"),
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}}, Type: corev1.SecretTypeServiceAccountToken})
+		}, "may only write Opaque Secrets named <member>-kubeconfig-replica, not kubernetes.io/service-account-token"},
 		{"the peer reads a Secret", func() error { return peer.Get(ctx, client.ObjectKeyFromObject(users), &corev1.Secret{}) }, `cannot get resource "secrets"`},
 		{"the peer reads a Secret through an empty patch", func() error { return peer.Patch(ctx, users.DeepCopy(), merge(`{}`)) },
 			"may only change or delete its own replicas; secrets tenant-a/users-secret was made here"},
@@ -337,11 +354,12 @@ func checkReplicas(t *testing.T, env *testenv.Env) {
 			"may only write replicas labelled marina.dev/origin-data-center=dc2"},
 		{"the peer creates an object of this data center's own", func() error { return peer.Create(ctx, policySet("unlabelled", "")) },
 			"may only write replicas labelled marina.dev/origin-data-center=dc2"},
-		{"the peer changes this data center's own PolicySet", func() error { return peer.Patch(ctx, local.DeepCopy(), merge(`{"spec":{"driftMode":"Report"}}`)) },
-			"may only change or delete its own replicas; policysets tenant-a/local was made here"},
+		{"the peer changes this data center's own PolicySet", func() error {
+			return update(peer, "local", func(ps *marinav1alpha1.PolicySet) { ps.Spec.DriftMode = marinav1alpha1.DriftModeReport })
+		}, "may only change or delete its own replicas; policysets tenant-a/local was made here"},
 		{"the peer deletes it", func() error { return peer.Delete(ctx, local.DeepCopy()) }, "may only change or delete its own replicas"},
 		{"the peer takes it over by labelling it", func() error {
-			return peer.Patch(ctx, local.DeepCopy(), merge(`{"metadata":{"labels":{"marina.dev/origin-data-center":"dc2"}}}`))
+			return update(peer, "local", func(ps *marinav1alpha1.PolicySet) { ps.Labels = fromDC("dc2") })
 		}, "may only change or delete its own replicas"},
 		{"someone here edits a replica", func() error {
 			return admin.Patch(ctx, policySet("baseline", "dc2"), merge(`{"spec":{"driftMode":"Correct"}}`))

@@ -38,10 +38,9 @@ type PeerStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// LastSyncTime is when the peer was last found to hold every replica
-	// as it should. It is refreshed when replication changed something, and
-	// otherwise every few minutes, so that a quiet federation costs no
-	// writes.
+	// LastSyncTime is when replication last changed something in the peer
+	// or found it back in sync after a problem. A quiet federation leaves
+	// it as it is: no writes while nothing changes.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 

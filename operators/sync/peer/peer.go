@@ -73,9 +73,9 @@ type Reconciler struct {
 	// RetryAfter is the first wait after a peer could not be reached or
 	// refused a write; it doubles up to five minutes.
 	RetryAfter time.Duration
-	// StatusInterval is how often lastSyncTime is refreshed when nothing
-	// changed; ten minutes when zero.
-	StatusInterval time.Duration
+	// APIReader reads originals past the cache before a replica is
+	// pruned.
+	APIReader client.Reader
 
 	mu       sync.Mutex
 	peers    map[string]*peerClient
@@ -105,8 +105,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.RetryAfter == 0 {
 		r.RetryAfter = 5 * time.Second
 	}
-	if r.StatusInterval == 0 {
-		r.StatusInterval = 10 * time.Minute
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	r.peers = map[string]*peerClient{}
 	ctx := context.Background()
@@ -368,9 +368,11 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 	}
 	// Data first, so a replica never arrives before what it reads; then
 	// the replicas; then the data again where it now knows its owners.
+	slices.Sort(dataKeys)
 	applyData := func() {
 		for _, k := range dataKeys {
 			d := data[k]
+			slices.SortFunc(d.owners, func(a, b ref) int { return strings.Compare(a.String(), b.String()) })
 			var owners []metav1.OwnerReference
 			var ownerUIDs []types.UID
 			for _, o := range d.owners {
@@ -404,20 +406,20 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 		}
 		// A replica that is new is created, so that an object of that
 		// name made there since the list is a conflict on the next pass,
-		// not taken over; one that is there is applied to that very
-		// object (its UID).
-		var uid types.UID
+		// not taken over. One that is there is replaced, as listed (its
+		// resourceVersion): the origin owns all of it but what the peer's
+		// own operators keep there (finalizers, a policy-made member's
+		// control planes, status), so a field the original lost goes
+		// from the replica too.
+		obj := rep.obj.DeepCopyObject().(client.Object)
 		var err error
-		if known := uids[rep.ref]; known == "" {
-			obj := rep.obj.DeepCopyObject().(client.Object)
-			if err = pc.c.Create(ctx, obj, client.FieldOwner(fm)); err == nil {
-				uid = obj.GetUID()
-			}
+		if uids[rep.ref] == "" {
+			err = pc.c.Create(ctx, obj, client.FieldOwner(fm))
 		} else {
-			obj := rep.obj.DeepCopyObject().(client.Object)
-			obj.SetUID(known)
-			uid, err = apply(ctx, pc.c, obj, fm)
+			obj = replaceInto(remote[rep.ref], rep.obj)
+			err = pc.c.Update(ctx, obj, client.FieldOwner(fm))
 		}
+		uid := obj.GetUID()
 		if err != nil {
 			failedRefs[rep.ref] = true
 			fail(rep.ref.String(), err)
@@ -443,6 +445,15 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 		if !got.GetDeletionTimestamp().IsZero() {
 			continue
 		}
+		// The cache may lag (a leader that just took over, an original
+		// made a moment ago): the original must be gone for sure before
+		// its replica goes, which unjoins a member or prunes a set there.
+		if exists, err := r.originalExists(ctx, id); err != nil || exists {
+			if err != nil {
+				fail(id.String(), err)
+			}
+			continue
+		}
 		uid := got.GetUID()
 		if err := pc.c.Delete(ctx, got, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 			fail(id.String(), err)
@@ -453,7 +464,7 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 			"deleted the replica of %s in data center %s: its original is gone", id, ps.peer.Spec.DataCenter)
 	}
 	for id := range wanted {
-		if remote[id] == nil && uids[id] != "" {
+		if remote[id] == nil && uids[id] != "" && !failedRefs[id] {
 			out.inPlace++
 		}
 	}
@@ -608,15 +619,15 @@ func (r *Reconciler) setCondition(ps *pass, typ string, status metav1.ConditionS
 	r.Recorder.Eventf(ps.peer, nil, corev1.EventTypeWarning, reason, typ, "%s", msg)
 }
 
-// patchStatus writes the status when it changed; lastSyncTime is
-// refreshed when the pass changed something, when the peer came in sync,
-// or every StatusInterval.
+// patchStatus writes the status when it changed; lastSyncTime is set when
+// the pass changed something in the peer or the peer came in sync, so a
+// quiet federation costs no status writes either.
 func (r *Reconciler) patchStatus(ctx context.Context, ps *pass) error {
 	p := ps.peer
 	if meta.IsStatusConditionTrue(p.Status.Conditions, marinav1alpha1.ConditionSynced) {
 		last := p.Status.LastSyncTime
 		wasSynced := meta.IsStatusConditionTrue(ps.before.Status.Conditions, marinav1alpha1.ConditionSynced)
-		if ps.changed > 0 || !wasSynced || last == nil || time.Since(last.Time) >= r.StatusInterval {
+		if ps.changed > 0 || !wasSynced || last == nil {
 			now := metav1.Now()
 			p.Status.LastSyncTime = &now
 		}

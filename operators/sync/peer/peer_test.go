@@ -321,6 +321,7 @@ func TestReplication(t *testing.T) {
 			t.Fatal(err)
 		}
 		patch.Spec.DriftMode = marinav1alpha1.DriftModeReport
+		delete(patch.Labels, "team")
 		if err := dc1.c.Update(ctx, patch); err != nil {
 			t.Fatal(err)
 		}
@@ -341,8 +342,9 @@ func TestReplication(t *testing.T) {
 			if err := dc2.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tenants"}, cm); err != nil {
 				return err.Error(), false
 			}
-			return fmt.Sprintf("drift mode %q, ConfigMap %q", got.Spec.DriftMode, cm.Data["tenants.yaml"]),
-				got.Spec.DriftMode == marinav1alpha1.DriftModeReport && strings.Contains(cm.Data["tenants.yaml"], "tenant-b")
+			_, team := got.Labels["team"]
+			return fmt.Sprintf("drift mode %q, labels %v, ConfigMap %q", got.Spec.DriftMode, got.Labels, cm.Data["tenants.yaml"]),
+				got.Spec.DriftMode == marinav1alpha1.DriftModeReport && !team && strings.Contains(cm.Data["tenants.yaml"], "tenant-b")
 		})
 		// Someone in dc2 edits the replica with rights that pass admission
 		// (an administrator; the chart's policy refuses the others): the

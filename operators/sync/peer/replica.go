@@ -91,7 +91,7 @@ func (r *Reconciler) desired(ctx context.Context) (want []replica, waiting map[r
 				return nil, nil, err
 			}
 			rp.data = append(rp.data, &corev1.ConfigMap{
-				ObjectMeta: r.dataMeta(cm, "ConfigMap "+cm.Name+" of "+r.origin(kindPolicySet, o)),
+				ObjectMeta: r.dataMeta(cm, fmt.Sprintf("ConfigMap %s/%s, which PolicySets read, in data center %s", cm.Namespace, cm.Name, r.DataCenter)),
 				Data:       cm.Data, BinaryData: cm.BinaryData,
 			})
 		}
@@ -192,8 +192,20 @@ func (r *Reconciler) memberReplica(o *marinav1alpha1.MemberCluster) *marinav1alp
 			rep.Annotations[marinav1alpha1.AnnotationApprovedInOrigin] = "true"
 		}
 		rep.Spec.ControlPlanes = nil
+	} else {
+		// Only a policy's own members carry its label in the peer, where
+		// the replicated policy fills their control planes.
+		delete(rep.Labels, labelRegistrationPolicy)
 	}
 	return rep
+}
+
+// replicaOfPolicyMember says whether a MemberCluster replica is of a member
+// a RegistrationPolicy made: the peer's register operator owns its control
+// planes.
+func replicaOfPolicyMember(o client.Object) bool {
+	_, ok := o.GetLabels()[labelRegistrationPolicy]
+	return ok
 }
 
 func policyMade(o *marinav1alpha1.MemberCluster) bool {
@@ -226,21 +238,13 @@ func (r *Reconciler) memberKubeconfig(ctx context.Context, o *marinav1alpha1.Mem
 	return s.Data[key], "", nil
 }
 
-// same says whether got, the peer's replica, holds what want says: labels,
-// Marina's annotations and spec. A label or annotation the original lost
-// may stay on the replica: the replica was created (see replicate), and
-// what a create set is not taken back by a later apply. Fields the peer's own operators own (a
-// replica member's control planes, finalizers, status) are theirs.
+// same says whether got, the peer's replica, holds exactly what want
+// says: labels, Marina's annotations and spec. Fields the peer's own
+// operators own (a policy member's control planes, finalizers, status) are
+// theirs.
 func same(want, got client.Object) bool {
-	for k, v := range want.GetLabels() {
-		if got.GetLabels()[k] != v {
-			return false
-		}
-	}
-	for k, v := range want.GetAnnotations() {
-		if got.GetAnnotations()[k] != v {
-			return false
-		}
+	if !maps.Equal(want.GetLabels(), got.GetLabels()) || !maps.Equal(marinaAnnotations(want), marinaAnnotations(got)) {
+		return false
 	}
 	switch w := want.(type) {
 	case *marinav1alpha1.PolicySet:
@@ -249,12 +253,74 @@ func same(want, got client.Object) bool {
 		return equality.Semantic.DeepEqual(w.Spec, got.(*marinav1alpha1.RegistrationPolicy).Spec)
 	case *marinav1alpha1.MemberCluster:
 		g := got.(*marinav1alpha1.MemberCluster).Spec
-		if w.Spec.ControlPlanes == nil {
+		if replicaOfPolicyMember(w) {
 			g.ControlPlanes = nil
 		}
 		return equality.Semantic.DeepEqual(w.Spec, g)
 	}
 	return false
+}
+
+func marinaAnnotations(o client.Object) map[string]string {
+	out := map[string]string{}
+	for k, v := range o.GetAnnotations() {
+		if strings.HasPrefix(k, "marina.dev/") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// replaceInto is live, the peer's replica, with want's labels, Marina's
+// annotations and spec: what an Update writes. Its finalizers, status and,
+// for a policy's member, control planes stay the peer's.
+func replaceInto(live, want client.Object) client.Object {
+	out := live.DeepCopyObject().(client.Object)
+	out.SetLabels(maps.Clone(want.GetLabels()))
+	annotations := map[string]string{}
+	for k, v := range live.GetAnnotations() {
+		if !strings.HasPrefix(k, "marina.dev/") {
+			annotations[k] = v
+		}
+	}
+	maps.Copy(annotations, want.GetAnnotations())
+	out.SetAnnotations(annotations)
+	switch w := want.(type) {
+	case *marinav1alpha1.PolicySet:
+		out.(*marinav1alpha1.PolicySet).Spec = *w.Spec.DeepCopy()
+	case *marinav1alpha1.RegistrationPolicy:
+		out.(*marinav1alpha1.RegistrationPolicy).Spec = *w.Spec.DeepCopy()
+	case *marinav1alpha1.MemberCluster:
+		o := out.(*marinav1alpha1.MemberCluster)
+		keep := o.Spec.ControlPlanes
+		o.Spec = *w.Spec.DeepCopy()
+		if replicaOfPolicyMember(w) {
+			o.Spec.ControlPlanes = keep
+		}
+	}
+	return out
+}
+
+// originalExists reads, past the cache, whether the original of a replica
+// is still here.
+func (r *Reconciler) originalExists(ctx context.Context, id ref) (bool, error) {
+	var o client.Object
+	switch id.kind {
+	case kindPolicySet:
+		o = &marinav1alpha1.PolicySet{}
+	case kindRegistrationPolicy:
+		o = &marinav1alpha1.RegistrationPolicy{}
+	default:
+		o = &marinav1alpha1.MemberCluster{}
+	}
+	err := r.APIReader.Get(ctx, id.key, o)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return original(o), nil
 }
 
 // dataHash identifies a data object's content and owners, for the memo.
