@@ -37,6 +37,17 @@ var engineComponents = []string{"karmada-aggregated-apiserver", "karmada-control
 // cannot build them itself. Without it the test is skipped, and `make
 // test` says so.
 func TestRealEngine(t *testing.T) {
+	for _, r := range engineReleases(t, engineComponents) {
+		t.Run(r.Checked, func(t *testing.T) { testRealEngine(t, r) })
+	}
+}
+
+// engineReleases are the supported releases for which the folder named by
+// MARINA_ENGINE_IMAGES holds an image of every one of components. Without
+// the folder the test is skipped, visibly; a folder with none of them is
+// a failure.
+func engineReleases(t *testing.T, components []string) []engine.Release {
+	t.Helper()
 	dir := os.Getenv(localenv.EngineImagesEnv)
 	if dir == "" {
 		t.Skipf("SKIP: %s is not set: no engine images to run the real engine with", localenv.EngineImagesEnv)
@@ -45,10 +56,10 @@ func TestRealEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := 0
+	var out []engine.Release
 	for _, r := range engine.Releases() {
 		missing := ""
-		for _, c := range engineComponents {
+		for _, c := range components {
 			if !tags["docker.io/karmada/"+c+":"+r.Checked] {
 				missing = c
 			}
@@ -57,12 +68,12 @@ func TestRealEngine(t *testing.T) {
 			t.Logf("SKIP %s: %s has no image docker.io/karmada/%s:%s", r.Checked, dir, missing, r.Checked)
 			continue
 		}
-		ran++
-		t.Run(r.Checked, func(t *testing.T) { testRealEngine(t, r) })
+		out = append(out, r)
 	}
-	if ran == 0 {
+	if len(out) == 0 {
 		t.Fatalf("%s=%s holds the images of no supported release (%s)", localenv.EngineImagesEnv, dir, engine.Minors())
 	}
+	return out
 }
 
 func testRealEngine(t *testing.T, r engine.Release) {

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,14 +10,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -352,49 +346,18 @@ func leftBehind(ctx context.Context, t *testing.T, c client.Client, ns, cp strin
 // ClusterRole. Its certificate is the chart's self-signed default.
 func operatorMetrics(ctx context.Context, t *testing.T, mgmt client.Client, ns string) string {
 	t.Helper()
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics-reader"}}
-	if err := mgmt.Create(ctx, sa); client.IgnoreAlreadyExists(err) != nil {
+	r, err := localenv.NewMetricsReader(ctx, mgmt, ns, ns+"-metrics-reader")
+	if r != nil {
+		t.Cleanup(func() { _ = r.Close(context.Background()) })
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ns + "-metrics-reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: localenv.MarinaRelease + "-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
+	text, err := r.Scrape(ctx, "marina-controlplane")
+	if err != nil {
+		// A pod starting or going: the caller polls.
+		t.Logf("%v", err)
+		return ""
 	}
-	if err := mgmt.Create(ctx, crb); client.IgnoreAlreadyExists(err) != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mgmt.Delete(context.Background(), crb) })
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
-	if err := mgmt.SubResource("token").Create(ctx, sa, tr); err != nil {
-		t.Fatal(err)
-	}
-	pods := &corev1.PodList{}
-	if err := mgmt.List(ctx, pods, client.InNamespace(localenv.MarinaNamespace), client.MatchingLabels{"app.kubernetes.io/name": "marina-controlplane"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods.Items {
-		if p.Status.PodIP == "" || !p.DeletionTimestamp.IsZero() || !podReady(&p) {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+p.Status.PodIP+":8443/metrics", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
-		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the chart's self-signed default
-		}}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return ""
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("metrics of %s: %s: %s", p.Name, resp.Status, body)
-		}
-		return string(body)
-	}
-	return ""
+	return string(text)
 }

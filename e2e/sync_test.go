@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/localenv"
+	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -233,19 +233,7 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 
 	t.Run("data center 1 stopped: data center 2 keeps working, and data center 1 comes back", func(t *testing.T) {
 		stopped := time.Now()
-		if err := env.StopDataCenter(ctx, dc1.dc.Name); err != nil {
-			t.Fatal(err)
-		}
-		restarted := false
-		t.Cleanup(func() {
-			if !restarted {
-				upCtx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-				defer cancel()
-				if err := env.Up(upCtx); err != nil {
-					t.Errorf("start %s again: %v", dc1.dc.Name, err)
-				}
-			}
-		})
+		startAgain := stopDataCenter(ctx, t, dc1.dc.Name)
 		t.Logf("%s stopped: its management cluster, cert-manager and node (with its control planes' pods)", dc1.dc.Name)
 
 		waitFor(ctx, t, "dc2's Peer dc1 not Reachable", func() bool {
@@ -282,7 +270,7 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 		// A policy authored in data center 2 meanwhile applies there.
 		own := &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "e2e-sync-dc2"},
 			Spec: marinav1alpha1.PolicySetSpec{
-				Sources:              []marinav1alpha1.PolicySource{{Inline: inlineObjects(t, namespaceManifest("e2e-sync-from-dc2"))}},
+				Sources:              []marinav1alpha1.PolicySource{{Inline: testenv.Inline(t, namespaceManifest("e2e-sync-from-dc2"))}},
 				ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"e2e": "sync"}},
 			}}
 		mustCreate(ctx, t, dc2.mgmt, own)
@@ -299,10 +287,7 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 
 		// Data center 1 again: `make up` starts what is stopped.
 		upStart := time.Now()
-		if err := env.Up(ctx); err != nil {
-			t.Fatalf("start %s again: %v", dc1.dc.Name, err)
-		}
-		restarted = true
+		startAgain()
 		connect(dc1)
 		t.Logf("%s started again and its control planes Ready in %s", dc1.dc.Name, time.Since(upStart).Round(time.Second))
 		took = everywhere("dc2's PolicySet, replicated to dc1", []*syncSite{dc1}, fromDC2)
@@ -373,24 +358,11 @@ func syncObjects(t *testing.T, setting string, withPolicy bool) []runtime.RawExt
 			"data":     map[string]any{"v": setting},
 		})
 	}
-	return inlineObjects(t, objs...)
+	return testenv.Inline(t, objs...)
 }
 
 func namespaceManifest(name string) map[string]any {
 	return map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name}}
-}
-
-func inlineObjects(t *testing.T, objs ...map[string]any) []runtime.RawExtension {
-	t.Helper()
-	var out []runtime.RawExtension
-	for _, o := range objs {
-		data, err := json.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, runtime.RawExtension{Raw: data})
-	}
-	return out
 }
 
 // updatePolicySet changes a PolicySet, retrying on a conflict with the
@@ -420,5 +392,33 @@ func editSetting(ctx context.Context, t *testing.T, fed client.Client, v string)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "e2e-sync-apps", Name: "settings"}}
 	if err := fed.Patch(ctx, cm, client.RawPatch("application/merge-patch+json", []byte(`{"data":{"v":"`+v+`"}}`))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stopDataCenter stops a data center of the environment entirely: its
+// management cluster, cert-manager and node, with its control planes'
+// pods. startAgain starts it (`make up` starts what is stopped); the
+// test's end does if the test did not.
+func stopDataCenter(ctx context.Context, t *testing.T, name string) (startAgain func()) {
+	t.Helper()
+	if err := env.StopDataCenter(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			upCtx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if err := env.Up(upCtx); err != nil {
+				t.Errorf("start %s again: %v", name, err)
+			}
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := env.Up(ctx); err != nil {
+			t.Fatalf("start %s again: %v", name, err)
+		}
+		started = true
 	}
 }

@@ -2,26 +2,22 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
@@ -55,20 +51,17 @@ func benchControlPlanes(ctx context.Context, env *localenv.Env) (*cpBench, error
 	if err != nil {
 		return nil, err
 	}
-	metricsURL, err := operatorMetricsURL(ctx, c)
+	metrics, err := localenv.NewMetricsReader(ctx, c, ns, metricsReaderBinding)
+	if metrics != nil {
+		defer func() {
+			if err := metrics.Close(context.Background()); err != nil {
+				fmt.Printf("delete ClusterRoleBinding %s: %v\n", metricsReaderBinding, err)
+			}
+		}()
+	}
 	if err != nil {
 		return nil, err
 	}
-	token, err := metricsToken(ctx, c, ns)
-	defer func() {
-		if err := c.Delete(context.Background(), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: metricsReaderBinding}}); client.IgnoreNotFound(err) != nil {
-			fmt.Printf("delete ClusterRoleBinding %s: %v\n", metricsReaderBinding, err)
-		}
-	}()
-	if err != nil {
-		return nil, err
-	}
-	metrics := metricsEndpoint{url: metricsURL, token: token}
 
 	b := &cpBench{n: 5}
 	if b.base, err = scrape(ctx, metrics); err != nil {
@@ -199,60 +192,9 @@ func deleteAll(ctx context.Context, c client.Client, ns string) error {
 	return fmt.Errorf("ControlPlanes in %s not deleted after 3 minutes", ns)
 }
 
-// operatorMetricsURL is the metrics endpoint of the controlplane operator's
-// leader; pods are reachable from the host through the environment's routes.
-func operatorMetricsURL(ctx context.Context, c client.Client) (string, error) {
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(localenv.MarinaNamespace), client.MatchingLabels{"app.kubernetes.io/name": "marina-controlplane"}); err != nil {
-		return "", err
-	}
-	for _, p := range pods.Items {
-		if p.Status.PodIP != "" && p.DeletionTimestamp == nil {
-			return "https://" + p.Status.PodIP + ":8443/metrics", nil
-		}
-	}
-	return "", fmt.Errorf("no running marina-controlplane pod in %s", localenv.MarinaNamespace)
-}
-
-// metricsEndpoint is where the operator serves metrics and a bearer token
-// it lets read them.
-type metricsEndpoint struct{ url, token string }
-
 // metricsReaderBinding lets the bench's ServiceAccount read the operators'
 // metrics; it is removed when the bench ends.
 const metricsReaderBinding = "marina-bench-metrics-reader"
-
-// metricsToken makes a ServiceAccount in the bench's namespace (which goes
-// with the namespace), binds it to the chart's metrics-reader ClusterRole and
-// returns a short-lived token of it: the operators serve metrics only to
-// callers the API server authorizes for GET /metrics, as a Prometheus would
-// be.
-func metricsToken(ctx context.Context, c client.Client, ns string) (string, error) {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics-reader"}}
-	if err := c.Create(ctx, sa); client.IgnoreAlreadyExists(err) != nil {
-		return "", err
-	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: metricsReaderBinding},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: localenv.MarinaRelease + "-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
-	}
-	if err := c.Create(ctx, crb); client.IgnoreAlreadyExists(err) != nil {
-		return "", err
-	}
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
-	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
-		return "", fmt.Errorf("request a token of %s/%s: %w", ns, sa.Name, err)
-	}
-	return tr.Status.Token, nil
-}
-
-// metricsClient talks to the operators' metrics servers, whose certificate
-// is self-signed (the chart's default): the bench checks nothing of it, it
-// only reads figures over the encrypted connection.
-var metricsClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed, see above
-}}
 
 // operatorMetrics are the figures read from the operator's metrics.
 type operatorMetrics struct {
@@ -263,22 +205,13 @@ type operatorMetrics struct {
 	reconciles float64
 }
 
-func scrape(ctx context.Context, e metricsEndpoint) (operatorMetrics, error) {
+func scrape(ctx context.Context, r *localenv.MetricsReader) (operatorMetrics, error) {
 	m := operatorMetrics{requests: map[string]float64{}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url, nil)
+	text, err := r.Scrape(ctx, "marina-controlplane")
 	if err != nil {
 		return m, err
 	}
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return m, fmt.Errorf("scrape the operator's metrics: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return m, fmt.Errorf("scrape the operator's metrics at %s: %s", e.url, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

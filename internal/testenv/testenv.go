@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -299,4 +300,19 @@ func (e *Env) RegistrationUser(ctx context.Context) (*rest.Config, []byte, error
 		return nil, nil, err
 	}
 	return user.Config(), kubeconfig, nil
+}
+
+// Inline is objs as a PolicySet's inline source takes them: JSON, one
+// RawExtension per object.
+func Inline(t testing.TB, objs ...map[string]any) []runtime.RawExtension {
+	t.Helper()
+	out := make([]runtime.RawExtension, 0, len(objs))
+	for _, o := range objs {
+		data, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, runtime.RawExtension{Raw: data})
+	}
+	return out
 }

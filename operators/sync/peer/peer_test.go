@@ -101,13 +101,11 @@ func (d *dc) run(t *testing.T, peers ...*dc) {
 // peer makes a Peer of name whose kubeconfig Secret holds kubeconfig.
 func (d *dc) peer(t *testing.T, name string, kubeconfig []byte) {
 	t.Helper()
-	ctx := t.Context()
 	create(t, d.c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "peer-" + name}, Data: map[string][]byte{"kubeconfig": kubeconfig}})
 	create(t, d.c, &marinav1alpha1.Peer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: marinav1alpha1.PeerSpec{
 		DataCenter:          name,
 		KubeconfigSecretRef: marinav1alpha1.NamespacedSecretKeyReference{Namespace: ns, SecretKeyReference: marinav1alpha1.SecretKeyReference{Name: "peer-" + name}},
 	}})
-	_ = ctx
 }
 
 func create(t *testing.T, c client.Client, o client.Object) {
@@ -145,18 +143,6 @@ func peerCondition(t *testing.T, d *dc, name, typ string) func(context.Context) 
 	}
 }
 
-func inline(t *testing.T, objs ...map[string]any) []runtime.RawExtension {
-	var out []runtime.RawExtension
-	for _, o := range objs {
-		data, err := json.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, runtime.RawExtension{Raw: data})
-	}
-	return out
-}
-
 func namespaceObject(name string) map[string]any {
 	return map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name}}
 }
@@ -190,7 +176,7 @@ func TestReplication(t *testing.T) {
 	baseline := &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "baseline", Labels: map[string]string{"team": "platform"}},
 		Spec: marinav1alpha1.PolicySetSpec{
 			Sources: []marinav1alpha1.PolicySource{
-				{Inline: inline(t, namespaceObject("platform-apps"))},
+				{Inline: testenv.Inline(t, namespaceObject("platform-apps"))},
 				{ConfigMapRef: &marinav1alpha1.ConfigMapReference{Name: "tenants"}},
 			},
 			ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"tier": "federation"}},
