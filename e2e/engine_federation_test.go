@@ -24,6 +24,7 @@ import (
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/controlplane/engine"
+	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -172,17 +173,26 @@ func testEngineAcrossDataCenters(t *testing.T, r engine.Release) {
 	})
 	t.Logf("%s: Deployment web available in member %s %s after it was made in both control planes", r.Checked, m.Cluster.Name, time.Since(start).Round(100*time.Millisecond))
 	t.Logf("%s: member's Deployment web: %s", r.Checked, karmadaMarks(ctx, t, member, apps))
-	// Both engines push the same template to the member: each Work's
-	// apply must leave the other's alone, or they would rewrite it
-	// forever.
+	// One engine dispatches to the member, dc1's (the member's own data
+	// center); dc2's holds the same policy but holds back. Two engines
+	// dispatching would rewrite each other's copy many times a second.
+	dc1ID, dc2ID := dispatch.HolderID(dc1.dc.Name, ns, dc1.cp.Name), dispatch.HolderID(dc2.dc.Name, ns, dc2.cp.Name)
+	waitDispatcher(ctx, t, sites, m.Cluster.Name, apps, dc1ID)
 	writes, works := writesTo(ctx, t, m.Cluster.AdminKubeconfig(), apps, 30*time.Second)
 	t.Logf("%s: member's Deployment web written %d times in 30 s of steady state, by Works %v", r.Checked, writes, works)
+	if writes > 3 {
+		t.Errorf("%s: the member's unchanged Deployment was written %d times in 30 s (by Works %v): more than one engine dispatches to it", r.Checked, writes, works)
+	}
 
 	t.Run("data center 1 stopped: a change through data center 2 reaches the member", func(t *testing.T) {
 		startAgain := stopDataCenter(ctx, t, dc1.dc.Name)
 		t.Logf("%s stopped: its management cluster and its control plane", dc1.dc.Name)
 		start := time.Now()
 		setRevision(ctx, t, dc2.fed, apps, "2")
+		// dc2 takes over once the member's lease, which dc1 no longer
+		// renews, lapses.
+		waitDispatcher(ctx, t, sites[1:], m.Cluster.Name, apps, dc2ID)
+		t.Logf("%s: with dc1 down, dc2's control plane dispatches to the member %s after the change", r.Checked, time.Since(start).Round(100*time.Millisecond))
 		waitFor(ctx, t, "revision 2, made through dc2, available in member "+m.Cluster.Name, func() bool {
 			return memberWeb(ctx, member, apps, "2") == ""
 		})
@@ -203,9 +213,17 @@ func testEngineAcrossDataCenters(t *testing.T, r engine.Release) {
 		waitFor(ctx, t, "dc1's Cluster "+m.Cluster.Name+" Ready again", func() bool {
 			return engineClusterReady(ctx, dc1.fed, m.Cluster.Name) == ""
 		})
+		start = time.Now()
+		waitDispatcher(ctx, t, sites, m.Cluster.Name, apps, dc1ID)
+		t.Logf("%s: dispatching handed back to dc1's control plane %s after its Cluster was Ready again", r.Checked, time.Since(start).Round(100*time.Millisecond))
 		waitFor(ctx, t, "revision 2 still available in member "+m.Cluster.Name, func() bool {
 			return memberWeb(ctx, member, apps, "2") == ""
 		})
+		writes, works = writesTo(ctx, t, m.Cluster.AdminKubeconfig(), apps, 30*time.Second)
+		t.Logf("%s: after the hand-back, member's Deployment web written %d times in 30 s, by Works %v", r.Checked, writes, works)
+		if writes > 3 {
+			t.Errorf("%s: after the hand-back the member's Deployment was written %d times in 30 s (by Works %v)", r.Checked, writes, works)
+		}
 	})
 
 	t.Run("taking the member out leaves nothing of the join in it", func(t *testing.T) {
@@ -332,6 +350,40 @@ func karmadaMarks(ctx context.Context, t *testing.T, member client.Client, ns st
 		}
 	}
 	return fmt.Sprintf("resourceVersion %s, %s", d.ResourceVersion, strings.Join(marks, ", "))
+}
+
+// waitDispatcher waits until want dispatches to member and every other
+// site's control plane holds back from it: its MemberCluster's
+// Dispatching condition says so, and its PropagationPolicy web lists the
+// member in spec.suspension.dispatchingOnClusters exactly where it holds
+// back.
+func waitDispatcher(ctx context.Context, t *testing.T, sites []*fedSite, member, ns, want string) {
+	t.Helper()
+	for _, s := range sites {
+		id := dispatch.HolderID(s.dc.Name, localenv.MembersNamespace, s.cp.Name)
+		waitMember(ctx, t, s.mgmt, member, "dispatched to by "+want, func(mc *marinav1alpha1.MemberCluster) bool {
+			st := controlPlaneEntry(mc, s.cp.Name)
+			return mc.Status.Dispatcher == want && st != nil &&
+				meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionDispatching) == (id == want)
+		})
+		waitFor(ctx, t, s.dc.Name+": PropagationPolicy web holds back from "+member+" exactly where another dispatches", func() bool {
+			pp := policyObject(ns, "web")
+			if s.fed.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, pp) != nil {
+				return false
+			}
+			names, _, _ := unstructured.NestedStringSlice(pp.Object, "spec", "suspension", "dispatchingOnClusters", "clusterNames")
+			return slices.Contains(names, member) == (id != want)
+		})
+	}
+}
+
+func controlPlaneEntry(mc *marinav1alpha1.MemberCluster, name string) *marinav1alpha1.MemberControlPlaneStatus {
+	for i := range mc.Status.ControlPlanes {
+		if mc.Status.ControlPlanes[i].Name == name {
+			return &mc.Status.ControlPlanes[i]
+		}
+	}
+	return nil
 }
 
 // writesTo watches the member's Deployment web for d and counts its

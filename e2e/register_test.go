@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -297,13 +298,14 @@ func waitMember(ctx context.Context, t *testing.T, c client.Client, name, what s
 }
 
 // marinaObjectsIn lists what a Marina join leaves in a member: anything
-// labelled as Marina's in namespace karmada-cluster, and its RBAC.
+// labelled as Marina's in namespace karmada-cluster (its token Secrets,
+// ServiceAccounts, dispatch lease), and its RBAC.
 func marinaObjectsIn(ctx context.Context, t *testing.T, m localenv.Member) []string {
 	t.Helper()
 	c := mgmtClient(t, m.Cluster.AdminKubeconfig())
 	mine := client.MatchingLabels{marinav1alpha1.LabelManagedBy: marinav1alpha1.ManagedByValue}
 	var out []string
-	for _, l := range []client.ObjectList{&corev1.SecretList{}, &corev1.ServiceAccountList{}, &rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{}} {
+	for _, l := range []client.ObjectList{&corev1.SecretList{}, &corev1.ServiceAccountList{}, &rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{}, &coordinationv1.LeaseList{}} {
 		if err := c.List(ctx, l, mine); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -230,6 +233,11 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 		t.Logf("member %s joined to all four control planes %s, %s", m.Cluster.Name, what, time.Since(start).Round(time.Second))
 	}
 	joinedEverywhere("after its policy")
+	// One of the four dispatches to it, the member's own data center's
+	// first; the other three hold back.
+	preferred := dispatch.HolderID(dc1.dc.Name, ns, "e2e-sync-a")
+	took = oneDispatcher(ctx, t, sites, m.Cluster.Name, "e2e-sync-baseline", func(id string) bool { return id == preferred })
+	t.Logf("member %s: one dispatcher of four, %s, %s after joining everywhere", m.Cluster.Name, preferred, took)
 
 	t.Run("data center 1 stopped: data center 2 keeps working, and data center 1 comes back", func(t *testing.T) {
 		stopped := time.Now()
@@ -267,6 +275,10 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 		waitMember(ctx, t, dc2.mgmt, m.Cluster.Name, "Ready in dc2 with dc1 down", func(mc *marinav1alpha1.MemberCluster) bool {
 			return meta.IsStatusConditionTrue(mc.Status.Conditions, marinav1alpha1.ConditionReady) && mc.Status.JoinedControlPlanes == 2
 		})
+		// The member's dispatcher was lost with dc1: once its lease
+		// lapses, one of dc2's control planes takes over.
+		oneDispatcher(ctx, t, []*syncSite{dc2}, m.Cluster.Name, "e2e-sync-baseline", func(id string) bool { return strings.HasPrefix(id, dc2.dc.Name+"/") })
+		t.Logf("a control plane of dc2 dispatches to member %s %s after dc1 stopped", m.Cluster.Name, time.Since(stopped).Round(time.Second))
 		// A policy authored in data center 2 meanwhile applies there.
 		own := &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "e2e-sync-dc2"},
 			Spec: marinav1alpha1.PolicySetSpec{
@@ -296,6 +308,8 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 			return "", fed.Get(ctx, client.ObjectKey{Name: "e2e-sync-apps"}, &corev1.Namespace{}) == nil
 		})
 		joinedEverywhere("after dc1 came back")
+		took = oneDispatcher(ctx, t, sites, m.Cluster.Name, "e2e-sync-baseline", func(id string) bool { return id == preferred })
+		t.Logf("member %s handed back to %s %s after dc1's members were joined again", m.Cluster.Name, preferred, took)
 		for _, s := range sites {
 			waitFor(ctx, t, s.dc.Name+"'s Peers Ready", func() bool {
 				peers := &marinav1alpha1.PeerList{}
@@ -336,6 +350,66 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 			t.Errorf("dc2's copy of e2e-sync-dc1: %v, labels %v; want a replica from dc1", err, got.Labels)
 		}
 	})
+}
+
+// oneDispatcher waits until exactly one control plane of the sites
+// dispatches to member (its Dispatching condition True, in the
+// MemberCluster of its own data center), that one is the one want picks,
+// and the ClusterPropagationPolicy policy holds back from the member in
+// every other control plane and not in that one. It says how long that
+// took.
+func oneDispatcher(ctx context.Context, t *testing.T, sites []*syncSite, member, policy string, want func(id string) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		last = ""
+		var dispatchers []string
+		for _, s := range sites {
+			mc := &marinav1alpha1.MemberCluster{}
+			if err := s.mgmt.Get(ctx, client.ObjectKey{Namespace: localenv.MembersNamespace, Name: member}, mc); err != nil {
+				last += fmt.Sprintf("%s: %v; ", s.dc.Name, err)
+				continue
+			}
+			for _, st := range mc.Status.ControlPlanes {
+				c := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching)
+				if c == nil {
+					last += fmt.Sprintf("%s/%s: no Dispatching condition; ", s.dc.Name, st.Name)
+					continue
+				}
+				last += fmt.Sprintf("%s/%s: Dispatching=%s %s; ", s.dc.Name, st.Name, c.Status, c.Reason)
+				id := dispatch.HolderID(s.dc.Name, mc.Namespace, st.Name)
+				if c.Status == metav1.ConditionTrue {
+					dispatchers = append(dispatchers, id)
+				}
+				cpp := &unstructured.Unstructured{}
+				cpp.SetAPIVersion("policy.karmada.io/v1alpha1")
+				cpp.SetKind("ClusterPropagationPolicy")
+				fed := s.feds[st.Name]
+				if fed == nil {
+					continue
+				}
+				if err := fed.Get(ctx, client.ObjectKey{Name: policy}, cpp); err != nil {
+					last += err.Error() + "; "
+					dispatchers = append(dispatchers, "unknown")
+					continue
+				}
+				names, _, _ := unstructured.NestedStringSlice(cpp.Object, "spec", "suspension", "dispatchingOnClusters", "clusterNames")
+				if holds := slices.Contains(names, member); holds == (c.Status == metav1.ConditionTrue) {
+					last += fmt.Sprintf("%s/%s: its %s holds back from %v; ", s.dc.Name, st.Name, policy, names)
+					dispatchers = append(dispatchers, "mismatch")
+				}
+			}
+		}
+		if len(dispatchers) == 1 && want(dispatchers[0]) {
+			return time.Since(start).Round(100 * time.Millisecond)
+		}
+		last = fmt.Sprintf("dispatchers %v: %s", dispatchers, last)
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("member %s: not one dispatcher as wanted after 3 minutes: %s", member, last)
+	return 0
 }
 
 // syncObjects is the PolicySet's inline content: a namespace, the engine's

@@ -19,6 +19,12 @@ const (
 	ConditionReachable = "Reachable"
 	// ConditionJoined says whether a member is joined to a control plane.
 	ConditionJoined = "Joined"
+	// ConditionDispatching says whether a control plane dispatches
+	// workloads to a member: exactly one of the control planes the member
+	// is joined to, in every data center, does (the holder of the
+	// member's dispatch lease); the others hold back (see
+	// README.md, "One dispatcher per member").
+	ConditionDispatching = "Dispatching"
 
 	// PolicySet and Peer.
 	ConditionSourcesReady = "SourcesReady"
@@ -119,6 +125,16 @@ const (
 
 	// ReasonClusterUnreachable: a member or peer API server did not answer.
 	ReasonClusterUnreachable = "ClusterUnreachable"
+	// ReasonDispatcher: this control plane holds the member's dispatch
+	// lease and dispatches workloads to it.
+	ReasonDispatcher = "Dispatcher"
+	// ReasonStandby: another control plane holds the member's dispatch
+	// lease; this one holds the same policies and join, and takes over
+	// when that lease lapses.
+	ReasonStandby = "Standby"
+	// ReasonSuspendFailed: a standby control plane's propagation policies
+	// could not be made to hold back dispatching to the member.
+	ReasonSuspendFailed = "SuspendFailed"
 	// ReasonWaitingForClusterAPI: the Cluster API Cluster is not initialized
 	// or its kubeconfig Secret does not exist yet.
 	ReasonWaitingForClusterAPI = "WaitingForClusterAPI"

@@ -124,6 +124,14 @@ type MemberClusterStatus struct {
 	// +optional
 	JoinedControlPlanes int32 `json:"joinedControlPlanes,omitempty"`
 
+	// Dispatcher is the control plane that dispatches workloads to the
+	// member, as data-center/namespace/name: the holder of the member's
+	// dispatch lease (a Lease marina-dispatcher in the member's
+	// karmada-cluster namespace) when it was last read. Every other
+	// control plane the member is joined to holds back.
+	// +optional
+	Dispatcher string `json:"dispatcher,omitempty"`
+
 	// LastProbeTime is when Marina last reached the member's API server.
 	// +optional
 	LastProbeTime *metav1.Time `json:"lastProbeTime,omitempty"`
@@ -134,7 +142,8 @@ type MemberControlPlaneStatus struct {
 	// Name of the ControlPlane.
 	Name string `json:"name"`
 
-	// Conditions Joined and Ready of the member in this control plane.
+	// Conditions Joined, Ready and Dispatching of the member in this
+	// control plane.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -154,6 +163,7 @@ type MemberControlPlaneStatus struct {
 // +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodeCount`
 // +kubebuilder:printcolumn:name="Joined",type=integer,JSONPath=`.status.joinedControlPlanes`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Dispatcher",type=string,JSONPath=`.status.dispatcher`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MemberCluster struct {

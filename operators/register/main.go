@@ -17,6 +17,7 @@ import (
 var flags struct {
 	probeInterval, statusInterval, resyncInterval time.Duration
 	tokenRotation, tokenRevokeAfter               time.Duration
+	leaseDuration                                 time.Duration
 	workers                                       int
 }
 
@@ -31,6 +32,8 @@ func init() {
 		"Age at which the tokens a control plane holds for a member are replaced by new ones (0: never). Noticed at the next check of the join (--resync-interval).")
 	flag.DurationVar(&flags.tokenRevokeAfter, "token-revoke-after", 10*time.Minute,
 		"How long a replaced token keeps working once the control plane holds its successor.")
+	flag.DurationVar(&flags.leaseDuration, "dispatch-lease-duration", 0,
+		"How long a member's dispatch lease stays valid unrenewed: how long the members of a lost data center wait before a control plane of another takes over dispatching to them (0: three --probe-interval).")
 	flag.IntVar(&flags.workers, "max-concurrent-reconciles", 10,
 		"How many MemberClusters are reconciled at once.")
 }
@@ -58,6 +61,7 @@ func setup(mgr ctrl.Manager, opts operator.Options) error {
 
 		TokenRotation:    flags.tokenRotation,
 		TokenRevokeAfter: flags.tokenRevokeAfter,
+		LeaseDuration:    flags.leaseDuration,
 		Workers:          flags.workers,
 	}).SetupWithManager(mgr)
 }

@@ -22,13 +22,18 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/operators/register/capi"
+	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -79,6 +84,11 @@ type Reconciler struct {
 	// the control plane holds its successor, for clients that read it a
 	// moment before.
 	TokenRevokeAfter time.Duration
+	// LeaseDuration is how long a member's dispatch lease stays valid
+	// unrenewed: how long a lost data center's members wait before another
+	// control plane dispatches to them. The holder renews it at every
+	// probe; three probe intervals when zero.
+	LeaseDuration time.Duration
 	// Workers is how many MemberClusters are reconciled at once; 10 when
 	// zero. A join waits on two API servers and a token controller, so
 	// one worker would take a thousand arriving members minutes.
@@ -94,6 +104,13 @@ type Reconciler struct {
 	// badAnnotations holds, by MemberCluster, the last invalid
 	// AnnotationRotateTokens reported.
 	badAnnotations sync.Map
+	// leases claims members' dispatch leases; suspender keeps standby
+	// control planes from dispatching (package dispatch).
+	leases    dispatch.Leases
+	suspender dispatch.Suspender
+	// held is, by joinKey, when this control plane last renewed the
+	// member's dispatch lease.
+	held sync.Map
 }
 
 // SetupWithManager registers the reconciler.
@@ -106,7 +123,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&marinav1alpha1.MemberCluster{}).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.Workers}).
 		Watches(&corev1.Secret{}, enqueueBySecret(mgr.GetClient())).
-		Watches(&marinav1alpha1.ControlPlane{}, enqueueByControlPlane(mgr.GetClient()))
+		Watches(&marinav1alpha1.ControlPlane{}, enqueueByControlPlane(mgr.GetClient())).
+		// A ControlPlane that is gone: its policies' watch goes too.
+		Watches(&marinav1alpha1.ControlPlane{}, handler.Funcs{DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.suspender.Forget(e.Object.GetUID(), "")
+		}})
 	if gvk := capi.Served(mgr.GetRESTMapper()); gvk != nil {
 		b = b.Watches(capiWatchObject(*gvk), enqueueByClusterAPI(mgr.GetClient()))
 	} else {
@@ -131,6 +152,9 @@ func (r *Reconciler) defaults() {
 	if r.Workers == 0 {
 		r.Workers = 10
 	}
+	if r.LeaseDuration == 0 {
+		r.LeaseDuration = 3 * r.ProbeInterval
+	}
 	if r.clients == nil {
 		r.clients = newClients()
 	}
@@ -153,6 +177,8 @@ type pass struct {
 	// memberGone says the member cluster itself is being deleted (its
 	// Cluster API Cluster is), so its side needs no cleaning.
 	memberGone bool
+	// feds are the control planes reached in this pass, by name.
+	feds map[string]*federation
 }
 
 // Reconcile fetches a MemberCluster, runs the normal or the delete path,
@@ -166,7 +192,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	p := &pass{mc: mc, before: mc.DeepCopy()}
+	p := &pass{mc: mc, before: mc.DeepCopy(), feds: map[string]*federation{}}
 	defer func() {
 		if p.before == nil {
 			forgetMember(req.NamespacedName)
@@ -292,6 +318,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, p *pass) error {
 			removeControlPlaneStatus(mc, st.Name)
 		}
 	}
+	r.dispatch(ctx, p)
 	r.summarize(p)
 	return nil
 }
@@ -422,6 +449,7 @@ func (r *Reconciler) forget(mc *marinav1alpha1.MemberCluster) {
 	r.failures.Delete(client.ObjectKeyFromObject(mc).String())
 	r.failures.Delete("soon/" + client.ObjectKeyFromObject(mc).String())
 	r.badAnnotations.Delete(mc.UID)
+	r.leases.Forget(string(mc.UID))
 	r.joins.Range(func(k, _ any) bool {
 		if k.(joinKey).member == mc.UID {
 			r.joins.Delete(k)
@@ -476,6 +504,7 @@ func (r *Reconciler) eventOnChange(p *pass, old *metav1.Condition, typ string, s
 // plane still provisioning, a Cluster API Cluster not initialized or
 // paused on purpose): a Normal Event, not a Warning.
 var waiting = map[string]bool{
+	marinav1alpha1.ReasonStandby:              true,
 	marinav1alpha1.ReasonControlPlaneNotReady: true,
 	marinav1alpha1.ReasonWaitingForClusterAPI: true,
 	marinav1alpha1.ReasonPaused:               true,

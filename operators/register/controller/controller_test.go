@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,6 +28,7 @@ import (
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/testenv"
 	"github.com/marina-platform/marina/operators/register/controller"
+	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
 
@@ -270,6 +273,21 @@ func memberTokens(t *testing.T, cluster string) int {
 	return len(list.Items)
 }
 
+// memberLeaseHolder is the holder of the member's dispatch lease; empty
+// when there is none.
+func memberLeaseHolder(t *testing.T) string {
+	t.Helper()
+	l := &coordinationv1.Lease{}
+	err := member.Client.Get(context.Background(), client.ObjectKey{Namespace: join.Namespace, Name: dispatch.LeaseName}, l)
+	if apierrors.IsNotFound(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
 func waitGone(t *testing.T, mc *marinav1alpha1.MemberCluster) {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
@@ -306,6 +324,14 @@ func TestKubeconfigMember(t *testing.T) {
 		t.Errorf("observedGeneration %d, generation %d", got.Status.ObservedGeneration, got.Generation)
 	}
 	waitEvent(t, mc, corev1.EventTypeNormal, "Joined")
+	// Its only control plane dispatches to it, holding its lease.
+	got = waitFor(t, mc, "dispatched to by prod", func(m *marinav1alpha1.MemberCluster) bool {
+		return cpCondition(m, "prod", marinav1alpha1.ConditionDispatching, metav1.ConditionTrue, marinav1alpha1.ReasonDispatcher)
+	})
+	if want := dispatch.HolderID("dc1", ns, "prod"); got.Status.Dispatcher != want || memberLeaseHolder(t) != want {
+		t.Errorf("dispatcher %q, the member's lease held by %q; want %q", got.Status.Dispatcher, memberLeaseHolder(t), want)
+	}
+	waitEvent(t, mc, corev1.EventTypeNormal, "Dispatching")
 	cl, err := federationCluster(t, "edge-a")
 	if err != nil {
 		t.Fatalf("the engine's Cluster: %v", err)
@@ -333,6 +359,9 @@ func TestKubeconfigMember(t *testing.T) {
 	}
 	if n := memberTokens(t, "edge-a"); n != 0 {
 		t.Errorf("%d of Marina's token Secrets left in the member after unjoin", n)
+	}
+	if h := memberLeaseHolder(t); h != "" {
+		t.Errorf("the member's dispatch lease after unjoin: held by %q, want it gone", h)
 	}
 
 	// Joined again, then deleted: both sides are cleaned before it goes.

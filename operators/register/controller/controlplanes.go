@@ -125,6 +125,9 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, p *pass, name st
 	}
 
 	fed, reason, msg := r.controlPlane(ctx, mc.Namespace, name)
+	if fed != nil {
+		p.feds[name] = fed
+	}
 	if fed == nil {
 		if reason != marinav1alpha1.ReasonControlPlaneNotReady {
 			p.problem = true
@@ -315,6 +318,10 @@ func (r *Reconciler) unjoinControlPlane(ctx context.Context, p *pass, name strin
 		return unjoinFederationPending
 	}
 	r.joins.Delete(joinKey{member: mc.UID, controlPlane: name})
+	if err := r.releaseDispatch(ctx, p, name, fed); err != nil {
+		report(fmt.Sprintf("unjoined from control plane %s; releasing the member's dispatch lease failed, retrying: %v", name, err))
+		return unjoinMemberPending
+	}
 	if p.member == nil && p.memberGone {
 		// The cluster itself is being deleted: its side goes with it.
 		return unjoinDone

@@ -35,6 +35,7 @@ var memberStates sync.Map
 type controlPlaneState struct {
 	namespace, controlPlane string
 	joined, ready, unreach  bool
+	dispatching             bool
 }
 
 // observe records a MemberCluster's state for the gauge.
@@ -44,9 +45,10 @@ func observe(mc *marinav1alpha1.MemberCluster) {
 	for _, st := range mc.Status.ControlPlanes {
 		states = append(states, controlPlaneState{
 			namespace: mc.Namespace, controlPlane: st.Name,
-			joined:  meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionJoined),
-			ready:   meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionReady),
-			unreach: !reachable,
+			joined:      meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionJoined),
+			ready:       meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionReady),
+			unreach:     !reachable,
+			dispatching: meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionDispatching),
 		})
 	}
 	memberStates.Store(types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}, states)
@@ -56,7 +58,7 @@ func observe(mc *marinav1alpha1.MemberCluster) {
 func forgetMember(key types.NamespacedName) { memberStates.Delete(key) }
 
 var membersDesc = prometheus.NewDesc("marina_register_members",
-	"Member clusters per control plane and state: joined, ready, unreachable (a member counts in each state it is in).",
+	"Member clusters per control plane and state: joined, ready, unreachable, dispatching (the control plane dispatches to it; a member counts in each state it is in).",
 	[]string{"namespace", "control_plane", "state"}, nil)
 
 // membersCollector sums memberStates when scraped, so that the gauge
@@ -72,7 +74,7 @@ func (membersCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[key]int{}
 	memberStates.Range(func(_, v any) bool {
 		for _, s := range v.([]controlPlaneState) {
-			for state, in := range map[string]bool{"joined": s.joined, "ready": s.ready, "unreachable": s.unreach} {
+			for state, in := range map[string]bool{"joined": s.joined, "ready": s.ready, "unreachable": s.unreach, "dispatching": s.dispatching} {
 				k := key{s.namespace, s.controlPlane, state}
 				if in {
 					counts[k]++

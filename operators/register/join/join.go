@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -114,7 +115,7 @@ func ControlPlaneID(dataCenter, namespace, name string) string {
 // Scheme holds the kinds the join reads and writes on both sides.
 var Scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, rbacv1.AddToScheme, coordinationv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -142,6 +143,11 @@ var RESTMapper = func() meta.RESTMapper {
 		m.Add(rbacv1.SchemeGroupVersion.WithKind(k), meta.RESTScopeNamespace)
 	}
 	m.Add(ClusterGVK, meta.RESTScopeRoot)
+	// The member's dispatch lease, and the engine's propagation policies
+	// a standby control plane holds back (package dispatch).
+	m.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
+	m.Add(schema.GroupVersionKind{Group: "policy.karmada.io", Version: "v1alpha1", Kind: "PropagationPolicy"}, meta.RESTScopeNamespace)
+	m.Add(schema.GroupVersionKind{Group: "policy.karmada.io", Version: "v1alpha1", Kind: "ClusterPropagationPolicy"}, meta.RESTScopeRoot)
 	return m
 }()
 
@@ -240,7 +246,9 @@ func ClusterID(ctx context.Context, c client.Reader) (string, error) {
 	return string(ns.UID), nil
 }
 
-// labels are what marks an object as this join's.
+// Labels are what marks an object as a join's of this member.
+func (p Pair) Labels() map[string]string { return p.labels() }
+
 func (p Pair) labels() map[string]string {
 	return map[string]string{
 		marinav1alpha1.LabelManagedBy:     marinav1alpha1.ManagedByValue,

@@ -1,7 +1,8 @@
 // Package registration is what the register operator may do inside a
 // federation API server, and no more: read and write the engine's Cluster
-// objects, and the credential Secrets of the karmada-cluster namespace
-// that a push-mode join leaves there. The controlplane operator grants it
+// objects and the credential Secrets of the karmada-cluster namespace
+// that a push-mode join leaves there, and hold propagation policies back
+// from the members another control plane dispatches to. The controlplane operator grants it
 // to User, the common name of the certificate behind the kubeconfig that
 // ControlPlane status.registrationKubeconfigSecretRef names; the register
 // operator never holds the control plane's admin kubeconfig.
@@ -29,8 +30,8 @@ const (
 
 // ClusterRules are the cluster-wide rights: the engine's Clusters (create
 // and patch for server-side apply, list to refuse a member joined twice
-// under two names, delete to unjoin) and reading the namespace the
-// Secrets live in.
+// under two names, delete to unjoin), reading the namespace the Secrets
+// live in, and the propagation policies' dispatch switch.
 var ClusterRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"cluster.karmada.io"}, Resources: []string{"clusters"}, Verbs: []string{"get", "list", "create", "patch", "delete"}},
 	// The credential Secrets are owned by their Cluster with
@@ -39,6 +40,11 @@ var ClusterRules = []rbacv1.PolicyRule{
 	// this to allow it.
 	{APIGroups: []string{"cluster.karmada.io"}, Resources: []string{"clusters/finalizers"}, Verbs: []string{"update"}},
 	{APIGroups: []string{""}, Resources: []string{"namespaces"}, ResourceNames: []string{Namespace}, Verbs: []string{"get"}},
+	// A standby control plane's propagation policies hold back from the
+	// members another control plane dispatches to: the operator watches
+	// them and applies that one field (spec.suspension.
+	// dispatchingOnClusters) with a field manager of its own.
+	{APIGroups: []string{"policy.karmada.io"}, Resources: []string{"propagationpolicies", "clusterpropagationpolicies"}, Verbs: []string{"get", "list", "watch", "patch"}},
 }
 
 // NamespaceRules are the rights in Namespace: the members' credential
