@@ -12,7 +12,6 @@ import (
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,9 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/marina-platform/marina/internal/testenv"
-	"github.com/marina-platform/marina/operators/controlplane/component/crds"
-	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
-	"github.com/marina-platform/marina/operators/controlplane/engine"
+	"github.com/marina-platform/marina/internal/testenv/federation"
 	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
@@ -165,29 +162,7 @@ func TestSuspender(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fed.Stop() })
-	if err := apiextensionsv1.AddToScheme(fed.Scheme); err != nil {
-		t.Fatal(err)
-	}
-	newest := engine.Releases()[len(engine.Releases())-1].Checked
-	bundle, err := crdbundle.ReadFile(testenv.EngineBundle(t, newest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	applied, err := crds.Deploy(ctx, fed.Client, "test", crds.Values{Bundle: bundle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		pending, err := crds.Pending(ctx, fed.Client, applied, false)
-		return len(pending) == 0, err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	fed := federation.Start(ctx, t, nil)
 	admin, err := client.New(fed.Config, client.Options{Mapper: join.RESTMapper})
 	if err != nil {
 		t.Fatal(err)

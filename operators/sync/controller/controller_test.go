@@ -17,7 +17,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,10 +33,8 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/internal/testenv/federation"
 	"github.com/marina-platform/marina/internal/urlpolicy"
-	"github.com/marina-platform/marina/operators/controlplane/component/crds"
-	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
-	"github.com/marina-platform/marina/operators/controlplane/engine"
 	"github.com/marina-platform/marina/operators/sync/controller"
 	"github.com/marina-platform/marina/operators/sync/peer"
 )
@@ -69,11 +66,6 @@ func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	newest := engine.Releases()[len(engine.Releases())-1].Checked
-	bundle, err := crdbundle.ReadFile(testenv.EngineBundle(t, newest))
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fixture{fed: map[string]client.Client{}, hosts: map[string]string{}, controlPlanes: perDC}
 	var envs []*testenv.Env
 	var kubeconfigs [][]byte
@@ -96,24 +88,7 @@ func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
 			t.Fatal(err)
 		}
 		for _, name := range names {
-			fed, err := testenv.StartWith(testenv.Options{WithoutMarinaCRDs: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = fed.Stop() })
-			if err := apiextensionsv1.AddToScheme(fed.Scheme); err != nil {
-				t.Fatal(err)
-			}
-			applied, err := crds.Deploy(ctx, fed.Client, "test", crds.Values{Bundle: bundle, Labels: map[string]string{"test": "engine"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-				pending, err := crds.Pending(ctx, fed.Client, applied, false)
-				return len(pending) == 0, err
-			}); err != nil {
-				t.Fatalf("engine CRDs in %s: %v", name, err)
-			}
+			fed := federation.Start(ctx, t, map[string]string{"test": "engine"})
 			f.fed[name] = unstructuredClient(t, fed)
 			f.hosts[hostOf(fed)] = name
 			kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
