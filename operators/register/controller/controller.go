@@ -109,8 +109,10 @@ type Reconciler struct {
 	leases    dispatch.Leases
 	suspender dispatch.Suspender
 	// held is, by joinKey, when this control plane last renewed the
-	// member's dispatch lease.
-	held sync.Map
+	// member's dispatch lease; demotions hold the timers that make it
+	// hold back when it has not renewed in time; handedAt is when a lease
+	// handed over to it was first seen.
+	held, demotions, handedAt sync.Map
 }
 
 // SetupWithManager registers the reconciler.
@@ -179,6 +181,10 @@ type pass struct {
 	memberGone bool
 	// feds are the control planes reached in this pass, by name.
 	feds map[string]*federation
+	// holding says a control plane of this data center holds the
+	// member's dispatch lease: the next pass comes before its renew
+	// deadline, whatever the backoff.
+	holding bool
 }
 
 // Reconcile fetches a MemberCluster, runs the normal or the delete path,
@@ -246,6 +252,10 @@ func (r *Reconciler) next(req ctrl.Request, p *pass) ctrl.Result {
 		if p.recheck > 0 && p.recheck < r.ProbeInterval {
 			return ctrl.Result{RequeueAfter: p.recheck}
 		}
+		if p.holding {
+			// The lease is renewed at each pass.
+			return ctrl.Result{RequeueAfter: min(jitter(r.ProbeInterval), r.LeaseDuration/3)}
+		}
 		return ctrl.Result{RequeueAfter: jitter(r.ProbeInterval)}
 	}
 	n := 0
@@ -253,8 +263,11 @@ func (r *Reconciler) next(req ctrl.Request, p *pass) ctrl.Result {
 		n = v.(int)
 	}
 	r.failures.Store(key, n+1)
-	wait := r.RetryAfter << min(n, 6)
-	return ctrl.Result{RequeueAfter: jitter(min(wait, 5*time.Minute))}
+	wait := min(r.RetryAfter<<min(n, 6), 5*time.Minute)
+	if p.holding {
+		wait = min(wait, r.LeaseDuration/3)
+	}
+	return ctrl.Result{RequeueAfter: jitter(wait)}
 }
 
 // jitter spreads d by ±10 %.

@@ -43,39 +43,66 @@ func (r *Reconciler) dispatch(ctx context.Context, p *pass) {
 		id := dispatch.HolderID(r.DataCenter, mc.Namespace, name)
 		key := joinKey{member: mc.UID, controlPlane: name}
 		cp := dispatch.ControlPlane{UID: fed.cp.UID, Key: fed.client.key, Client: fed.client.c, Config: fed.client.config, Mapper: join.RESTMapper}
+		seed := r.seed(ctx, mc.Namespace, name)
 		standBy := func(ctx context.Context) error {
-			return r.suspender.Set(ctx, cp, mc.Name, true, true, r.seed(ctx, mc.Namespace, name))
+			ctx, cancel := context.WithTimeout(ctx, suspendTimeout)
+			defer cancel()
+			return r.suspender.Set(ctx, cp, mc.Name, true, true, seed)
 		}
 		was := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching)
 		wasDispatching := was != nil && was.Status == metav1.ConditionTrue
 
 		var out dispatch.Outcome
 		var err error
+		asked := time.Now()
 		if reachable {
 			out, err = r.leases.Claim(ctx, p.member.c, string(mc.UID), r.claim(mc, id, name == preferred), standBy)
 		} else {
 			err = fmt.Errorf("the member's API server does not answer, so its dispatch lease cannot be renewed")
-			// A holder keeps dispatching until its lease would lapse;
-			// after that another data center may have taken it.
-			if v, ok := r.held.Load(key); ok && time.Since(v.(time.Time)) < r.LeaseDuration {
+			// A holder keeps dispatching until its renew deadline, well
+			// before another data center may take the lease.
+			if v, ok := r.held.Load(key); ok && time.Since(v.(time.Time)) < r.renewDeadline() {
 				out = dispatch.Outcome{Holder: id, Mine: true}
 			}
 		}
+		handedOver := false
 		if out.Mine {
-			r.held.Store(key, time.Now())
+			if reachable {
+				// Counted from before the request: the lease was renewed
+				// no later than that.
+				r.held.Store(key, asked)
+				r.armDemotion(key, cp, mc.Name, seed)
+			}
 			mc.Status.Dispatcher = id
+			p.holding = true
+			// Handed over just now: the previous holder's engine takes a
+			// moment to stop after its policies hold back.
+			if !out.Took && !wasDispatching {
+				first, _ := r.handedAt.LoadOrStore(key, time.Now())
+				if wait := handoverGrace - time.Since(first.(time.Time)); wait > 0 {
+					handedOver = true
+					p.recheck = wait
+				}
+			}
 		} else {
 			r.held.Delete(key)
+			r.disarmDemotion(key)
 			if out.Holder != "" {
 				mc.Status.Dispatcher = out.Holder
 			}
+		}
+		if !handedOver {
+			r.handedAt.Delete(key)
 		}
 		if err != nil {
 			log.FromContext(ctx).Info("Dispatch lease", "controlPlane", name, "error", err.Error())
 		}
 		// The standby holds back at once, the holder lets go within
 		// moments: never both dispatching.
-		serr := r.suspender.Set(ctx, cp, mc.Name, !out.Mine, !out.Mine, r.seed(ctx, mc.Namespace, name))
+		holdBack := !out.Mine || handedOver
+		sctx, cancel := context.WithTimeout(ctx, suspendTimeout)
+		serr := r.suspender.Set(sctx, cp, mc.Name, holdBack, holdBack, seed)
+		cancel()
 		if serr == nil {
 			serr = r.suspender.Problem(fed.cp.UID)
 		}
@@ -84,6 +111,15 @@ func (r *Reconciler) dispatch(ctx context.Context, p *pass) {
 			r.eventOnChange(p, was, marinav1alpha1.ConditionDispatching+" "+name, status, reason, fmt.Sprintf("control plane %s: %s", name, msg))
 		}
 		switch {
+		case serr != nil && out.Mine:
+			p.problem = true
+			msg := fmt.Sprintf("this control plane holds the member's dispatch lease, but its propagation policies could not be brought in line: %v", serr)
+			set(metav1.ConditionUnknown, marinav1alpha1.ReasonSuspendFailed, msg)
+			if was == nil || was.Reason != marinav1alpha1.ReasonSuspendFailed {
+				r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, marinav1alpha1.ReasonSuspendFailed, "Dispatch", "control plane %s: %s", name, msg)
+			}
+		case handedOver:
+			set(metav1.ConditionFalse, marinav1alpha1.ReasonStandby, fmt.Sprintf("the member's dispatch lease was handed to this control plane; it dispatches in %s, once the previous holder's engine has stopped", p.recheck.Round(time.Second)))
 		case serr != nil && !out.Mine:
 			p.problem = true
 			msg := fmt.Sprintf("this control plane should hold back from the member (%s dispatches), but its propagation policies could not be made to: %v", holderOr(out.Holder), serr)
@@ -131,16 +167,60 @@ func (r *Reconciler) claim(mc *marinav1alpha1.MemberCluster, id string, preferre
 	}
 }
 
+const (
+	// suspendTimeout bounds a pass over a control plane's policies that a
+	// reconcile waits for.
+	suspendTimeout = 30 * time.Second
+	// handoverGrace is how long a control plane that was handed the lease
+	// keeps holding back: the engine of the one that handed it over
+	// stops a moment after its policies hold back (policy, binding, Work).
+	handoverGrace = 10 * time.Second
+)
+
+// renewDeadline is how long a holder dispatches without renewing its
+// lease: two thirds of it, so that it holds back before another control
+// plane may take the lease (which waits the whole duration).
+func (r *Reconciler) renewDeadline() time.Duration { return r.LeaseDuration * 2 / 3 }
+
+// armDemotion makes the control plane hold back from the member if its
+// lease is not renewed by the renew deadline, whatever keeps the renewal
+// from happening (a reconcile that backs off, errs or hangs): a timer of
+// its own, not the next pass.
+func (r *Reconciler) armDemotion(key joinKey, cp dispatch.ControlPlane, member string, seed func() (map[string]bool, error)) {
+	d := r.renewDeadline()
+	fire := func() {
+		v, ok := r.held.Load(key)
+		if !ok || time.Since(v.(time.Time)) < d {
+			return
+		}
+		r.held.Delete(key)
+		ctx, cancel := context.WithTimeout(context.Background(), suspendTimeout)
+		defer cancel()
+		_ = r.suspender.Set(ctx, cp, member, true, true, seed)
+	}
+	if t, ok := r.demotions.Load(key); ok {
+		t.(*time.Timer).Reset(d)
+		return
+	}
+	r.demotions.Store(key, time.AfterFunc(d, fire))
+}
+
+func (r *Reconciler) disarmDemotion(key joinKey) {
+	if t, ok := r.demotions.LoadAndDelete(key); ok {
+		t.(*time.Timer).Stop()
+	}
+}
+
 // seed lists, for a control plane the suspender meets for the first time
 // since the operator started, the members its status says it holds back
 // from, and those it has not settled yet: until a pass says otherwise, it
 // holds back from them, so that a restart never makes two dispatchers.
-func (r *Reconciler) seed(ctx context.Context, namespace, controlPlane string) func() map[string]bool {
-	return func() map[string]bool {
+func (r *Reconciler) seed(ctx context.Context, namespace, controlPlane string) func() (map[string]bool, error) {
+	return func() (map[string]bool, error) {
 		list := &marinav1alpha1.MemberClusterList{}
 		out := map[string]bool{}
 		if err := r.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexControlPlane: controlPlane}); err != nil {
-			return out
+			return nil, err
 		}
 		for _, mc := range list.Items {
 			st := controlPlaneStatus(&mc, controlPlane)
@@ -151,7 +231,7 @@ func (r *Reconciler) seed(ctx context.Context, namespace, controlPlane string) f
 				out[mc.Name] = true
 			}
 		}
-		return out
+		return out, nil
 	}
 }
 
@@ -161,6 +241,8 @@ func (r *Reconciler) seed(ctx context.Context, namespace, controlPlane string) f
 func (r *Reconciler) releaseDispatch(ctx context.Context, p *pass, name string, fed *federation) error {
 	key := joinKey{member: p.mc.UID, controlPlane: name}
 	r.held.Delete(key)
+	r.disarmDemotion(key)
+	r.handedAt.Delete(key)
 	if fed != nil {
 		r.suspender.Forget(fed.cp.UID, p.mc.Name)
 	}

@@ -316,8 +316,17 @@ func TestSuspender(t *testing.T) {
 	var restarted dispatch.Suspender
 	cp2 := cp
 	cp2.UID = "cp-1-again"
-	if err := restarted.Set(ctx, cp2, "m3", false, true, func() map[string]bool { return map[string]bool{"m1": true} }); err != nil {
+	if err := restarted.Set(ctx, cp2, "m3", false, true, func() (map[string]bool, error) { return map[string]bool{"m1": true}, nil }); err != nil {
 		t.Fatal(err)
+	}
+	waitHolds(pp, "m1")
+	// Seeds that cannot be read make no plane, rather than one that
+	// would let go of every standby member.
+	var blind dispatch.Suspender
+	cp3 := cp
+	cp3.UID = "cp-1-blind"
+	if err := blind.Set(ctx, cp3, "m3", false, true, func() (map[string]bool, error) { return nil, fmt.Errorf("cache not ready") }); err == nil {
+		t.Error("Set with seeds that cannot be read: no error")
 	}
 	waitHolds(pp, "m1")
 	s.Forget(cp.UID, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,11 @@ type plane struct {
 	cancel context.CancelFunc
 	kick   chan struct{}
 
+	// passing is held for a whole pass, which reads the standby members
+	// under it: two passes at once (a hand-over's and the watch's) could
+	// otherwise apply an older list over a newer one.
+	passing sync.Mutex
+
 	mu      sync.Mutex
 	standby map[string]bool
 	// informers are the policy kinds the control plane serves and that
@@ -81,7 +87,7 @@ type plane struct {
 // recorded before, for a control plane seen for the first time since the
 // operator started: its policies keep holding back from them until told
 // otherwise.
-func (s *Suspender) Set(ctx context.Context, cp ControlPlane, member string, standby, wait bool, seed func() map[string]bool) error {
+func (s *Suspender) Set(ctx context.Context, cp ControlPlane, member string, standby, wait bool, seed func() (map[string]bool, error)) error {
 	p, err := s.plane(cp, seed)
 	if err != nil {
 		return err
@@ -144,7 +150,7 @@ func (s *Suspender) Forget(uid types.UID, member string) {
 	p.poke()
 }
 
-func (s *Suspender) plane(cp ControlPlane, seed func() map[string]bool) (*plane, error) {
+func (s *Suspender) plane(cp ControlPlane, seed func() (map[string]bool, error)) (*plane, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.planes == nil {
@@ -154,23 +160,34 @@ func (s *Suspender) plane(cp ControlPlane, seed func() map[string]bool) (*plane,
 	if old != nil && old.cp.Key == cp.Key {
 		return old, nil
 	}
+	var standby map[string]bool
+	switch {
+	case old != nil:
+		// New credentials, same control plane: what it holds back from
+		// stays.
+		old.mu.Lock()
+		standby = maps.Clone(old.standby)
+		old.mu.Unlock()
+	case seed != nil:
+		// Unknown seeds mean no plane yet: a plane that started from
+		// nothing would let go of every standby member at its first pass.
+		var err error
+		if standby, err = seed(); err != nil {
+			return nil, fmt.Errorf("read which members the control plane holds back from: %w", err)
+		}
+	}
+	if standby == nil {
+		standby = map[string]bool{}
+	}
 	c, err := cache.New(cp.Config, cache.Options{Scheme: runtime.NewScheme(), Mapper: cp.Mapper})
 	if err != nil {
 		return nil, fmt.Errorf("watch the control plane's propagation policies: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &plane{cp: cp, cache: c, cancel: cancel, kick: make(chan struct{}, 1), standby: map[string]bool{},
+	p := &plane{cp: cp, cache: c, cancel: cancel, kick: make(chan struct{}, 1), standby: standby,
 		informers: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{}}
-	switch {
-	case old != nil:
-		// New credentials, same control plane: what it holds back from
-		// stays.
+	if old != nil {
 		old.cancel()
-		p.standby = old.standby
-	case seed != nil:
-		for m := range seed() {
-			p.standby[m] = true
-		}
 	}
 	s.planes[cp.UID] = p
 	go func() { _ = c.Start(ctx) }()
@@ -264,6 +281,8 @@ func (p *plane) watchKinds(ctx context.Context) error {
 
 // sync makes every policy hold back from exactly the standby members.
 func (p *plane) sync(ctx context.Context) error {
+	p.passing.Lock()
+	defer p.passing.Unlock()
 	if err := p.watchKinds(ctx); err != nil {
 		p.report([]string{err.Error()})
 		return err
