@@ -562,13 +562,23 @@ func describe(cp *marinav1alpha1.ControlPlane) string {
 // name against root alone.
 func federationClient(ctx context.Context, t *testing.T, mgmt client.Client, dc localenv.DataCenter, cp *marinav1alpha1.ControlPlane, root *x509.Certificate) client.Client {
 	t.Helper()
+	return federationClientAs(ctx, t, mgmt, dc, cp, root, "adminKubeconfigSecretRef", func(s *marinav1alpha1.ControlPlaneStatus) *marinav1alpha1.SecretKeyReference {
+		return s.AdminKubeconfigSecretRef
+	})
+}
+
+// federationClientAs is federationClient through the kubeconfig that
+// another status field (named field) references: an operator's own.
+func federationClientAs(ctx context.Context, t *testing.T, mgmt client.Client, dc localenv.DataCenter, cp *marinav1alpha1.ControlPlane, root *x509.Certificate,
+	field string, secretRef func(*marinav1alpha1.ControlPlaneStatus) *marinav1alpha1.SecretKeyReference) client.Client {
+	t.Helper()
 	got := &marinav1alpha1.ControlPlane{}
 	if err := mgmt.Get(ctx, client.ObjectKeyFromObject(cp), got); err != nil {
 		t.Fatal(err)
 	}
-	ref := got.Status.AdminKubeconfigSecretRef
+	ref := secretRef(&got.Status)
 	if ref == nil {
-		t.Fatalf("%s: no status.adminKubeconfigSecretRef", cp.Name)
+		t.Fatalf("%s: no status.%s", cp.Name, field)
 	}
 	sec := &corev1.Secret{}
 	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, sec); err != nil {
@@ -579,7 +589,7 @@ func federationClient(ctx context.Context, t *testing.T, mgmt client.Client, dc 
 		t.Fatal(err)
 	}
 	if cfg.Host != got.Status.Endpoint {
-		t.Errorf("%s: the admin kubeconfig's server %s is not status.endpoint %s", cp.Name, cfg.Host, got.Status.Endpoint)
+		t.Errorf("%s: the kubeconfig's server %s (status.%s) is not status.endpoint %s", cp.Name, cfg.Host, field, got.Status.Endpoint)
 	}
 	serverName, port, _ := net.SplitHostPort(strings.TrimPrefix(cfg.Host, "https://"))
 	svc := &corev1.Service{}
@@ -617,7 +627,7 @@ func federationClient(ctx context.Context, t *testing.T, mgmt client.Client, dc 
 	}
 	nss := &corev1.NamespaceList{}
 	if err := c.List(ctx, nss); err != nil {
-		t.Fatalf("%s does not answer through its admin kubeconfig: %v", cp.Name, err)
+		t.Fatalf("%s does not answer through the kubeconfig of status.%s: %v", cp.Name, field, err)
 	}
 	if !slices.ContainsFunc(nss.Items, func(n corev1.Namespace) bool { return n.Name == "kube-system" }) {
 		t.Errorf("%s: no kube-system namespace: %v", cp.Name, nss.Items)

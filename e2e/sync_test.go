@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/localenv"
 	"github.com/marina-platform/marina/internal/testenv"
+	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
 )
@@ -78,8 +80,30 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 	}
 	for _, s := range sites {
 		connect(s)
+		// The set holds a ConfigMap, which Marina's grant to marina-sync
+		// leaves out: each control plane's administrator adds it, as
+		// policies/README.md says, and the control plane's own
+		// kube-controller-manager folds it into marina-sync's role.
+		for _, fed := range s.feds {
+			mustCreate(ctx, t, fed, &rbacv1.ClusterRole{
+				ObjectMeta: metav1.ObjectMeta{Name: "e2e-sync-configmaps", Labels: map[string]string{policysync.AggregateLabel: "true"}},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+					Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}}},
+			})
+		}
 	}
 	dc1, dc2 := sites[0], sites[1]
+
+	t.Run("marina-sync is not an administrator of the control planes", func(t *testing.T) {
+		cp := dc1.cps[0]
+		sc := federationClientAs(ctx, t, dc1.mgmt, dc1.dc, cp, envCA.Cert, "syncKubeconfigSecretRef", func(s *marinav1alpha1.ControlPlaneStatus) *marinav1alpha1.SecretKeyReference {
+			return s.SyncKubeconfigSecretRef
+		})
+		err := sc.List(ctx, &corev1.SecretList{}, client.InNamespace("karmada-cluster"))
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s: marina-sync's kubeconfig lists the members' credential Secrets: %v; want Forbidden", cp.Name, err)
+		}
+	})
 
 	// everywhere waits until every control plane of the sites passes ok,
 	// and says how long that took.

@@ -163,6 +163,9 @@ const (
 	// ReasonKindNotServed: a target does not serve an object's kind (yet):
 	// its CRD is missing, or comes later; retried.
 	ReasonKindNotServed = "KindNotServed"
+	// ReasonNotPermitted: the sync operator's user may not write an
+	// object's kind in a target; an administrator there grants it.
+	ReasonNotPermitted = "NotPermitted"
 )
 
 // Labels and annotations Marina puts on what it creates, so that deletion

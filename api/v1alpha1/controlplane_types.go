@@ -768,6 +768,14 @@ type ControlPlaneStatus struct {
 	// +optional
 	RegistrationKubeconfigSecretRef *SecretKeyReference `json:"registrationKubeconfigSecretRef,omitempty"`
 
+	// SyncKubeconfigSecretRef is the Secret (key kubeconfig) holding the
+	// sync operator's kubeconfig for the federation API server: the user
+	// marina:sync-operator, who may write the engine's policies,
+	// namespaces and namespaced RBAC, plus what a ClusterRole labelled
+	// marina.dev/aggregate-to-sync-operator adds there.
+	// +optional
+	SyncKubeconfigSecretRef *SecretKeyReference `json:"syncKubeconfigSecretRef,omitempty"`
+
 	// Version of the engine that runs now; it differs from spec.version
 	// while an upgrade rolls out.
 	// +optional

@@ -385,6 +385,11 @@ func (in *ControlPlaneStatus) DeepCopyInto(out *ControlPlaneStatus) {
 		*out = new(SecretKeyReference)
 		**out = **in
 	}
+	if in.SyncKubeconfigSecretRef != nil {
+		in, out := &in.SyncKubeconfigSecretRef, &out.SyncKubeconfigSecretRef
+		*out = new(SecretKeyReference)
+		**out = **in
+	}
 	if in.Encryption != nil {
 		in, out := &in.Encryption, &out.Encryption
 		*out = new(EncryptionStatus)

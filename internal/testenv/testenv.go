@@ -30,6 +30,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/enginecrds"
+	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 	"github.com/marina-platform/marina/operators/controlplane/component/registration"
 )
 
@@ -291,9 +292,25 @@ func (e *Env) RegistrationUser(ctx context.Context) (*rest.Config, []byte, error
 	if err := registration.Deploy(ctx, e.Client, "testenv", registration.User, nil); err != nil {
 		return nil, nil, err
 	}
-	user, err := e.env.AddUser(envtest.User{Name: registration.User}, nil)
+	return e.user(registration.User)
+}
+
+// SyncUser grants the sync operator's user what a Marina control plane
+// grants it (package policysync: the engine's policies, namespaces and
+// namespaced RBAC) and returns that user's client configuration and
+// kubeconfig, so that the sync operator's tests reach their control planes
+// with the rights it has in production, not as an administrator.
+func (e *Env) SyncUser(ctx context.Context) (*rest.Config, []byte, error) {
+	if err := policysync.Deploy(ctx, e.Client, "testenv", policysync.User, nil); err != nil {
+		return nil, nil, err
+	}
+	return e.user(policysync.User)
+}
+
+func (e *Env) user(name string) (*rest.Config, []byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("add user %s: %w", registration.User, err)
+		return nil, nil, fmt.Errorf("add user %s: %w", name, err)
 	}
 	kubeconfig, err := user.KubeConfig()
 	if err != nil {

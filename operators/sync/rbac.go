@@ -28,7 +28,7 @@ package main
 // +kubebuilder:rbac:groups=marina.dev,resources=controlplanes;registrationpolicies;memberclusters,verbs=get;list;watch
 
 // Sources and credentials, read-only: PolicySet ConfigMaps, control planes'
-// admin kubeconfigs, Peers' kubeconfig Secrets and the member kubeconfigs
+// sync kubeconfigs (the user marina:sync-operator, not the admin), Peers' kubeconfig Secrets and the member kubeconfigs
 // replicated to peers.
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
 

@@ -20,6 +20,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/kubeconfig"
+	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 	"github.com/marina-platform/marina/operators/controlplane/component/registration"
 )
 
@@ -247,16 +248,49 @@ func (r *Reconciler) reconcileRegistration(ctx context.Context, s *scope) (resul
 	if err := registration.Deploy(ctx, s.fed, FieldManager, registration.User, federationLabels(cp, "registration")); err != nil {
 		return proceed, err
 	}
-	data, err := embeddedKubeconfig(s, cp.Name+"-registration-tls", registration.User, cp.Status.Endpoint)
+	ref, err := r.publishKubeconfig(ctx, s, "registration", registration.User, RegistrationKubeconfigSecretName(cp))
 	if err != nil {
 		return proceed, err
 	}
-	name := RegistrationKubeconfigSecretName(cp)
-	if err := r.applySecret(ctx, cp, name, "registration", map[string][]byte{"kubeconfig": data}); err != nil {
+	cp.Status.RegistrationKubeconfigSecretRef = ref
+	return proceed, nil
+}
+
+// reconcileSyncAccess lets the sync operator in: the user policysync.User
+// gets the rights to write the engine's policies (and what an
+// administrator adds there), and its kubeconfig is published for the sync
+// operator, which never holds the admin kubeconfig.
+func (r *Reconciler) reconcileSyncAccess(ctx context.Context, s *scope) (result, error) {
+	cp := s.cp
+	if err := policysync.Deploy(ctx, s.fed, FieldManager, policysync.User, federationLabels(cp, "sync")); err != nil {
 		return proceed, err
 	}
-	cp.Status.RegistrationKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}
+	ref, err := r.publishKubeconfig(ctx, s, "sync", policysync.User, SyncKubeconfigSecretName(cp))
+	if err != nil {
+		return proceed, err
+	}
+	cp.Status.SyncKubeconfigSecretRef = ref
 	return proceed, nil
+}
+
+// publishKubeconfig writes the Secret name with a kubeconfig for user,
+// from the certificate of purpose (charts/controlplane's certificates),
+// and returns the reference the status gives it.
+func (r *Reconciler) publishKubeconfig(ctx context.Context, s *scope, purpose, user, name string) (*marinav1alpha1.SecretKeyReference, error) {
+	cp := s.cp
+	data, err := embeddedKubeconfig(s, cp.Name+"-"+purpose+"-tls", user, cp.Status.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.applySecret(ctx, cp, name, purpose, map[string][]byte{"kubeconfig": data}); err != nil {
+		return nil, err
+	}
+	return &marinav1alpha1.SecretKeyReference{Name: name, Key: "kubeconfig"}, nil
+}
+
+// SyncKubeconfigSecretName is the Secret of the sync operator's kubeconfig.
+func SyncKubeconfigSecretName(cp *marinav1alpha1.ControlPlane) string {
+	return cp.Name + "-sync-kubeconfig"
 }
 
 // RegistrationKubeconfigSecretName is the Secret of the register

@@ -105,6 +105,7 @@ func (r *Reconciler) prune(ctx context.Context, s *scope) (result, error) {
 	}
 	want[key("Secret", cp.Name+"-admin-kubeconfig")] = true
 	want[key("Secret", RegistrationKubeconfigSecretName(cp))] = true
+	want[key("Secret", SyncKubeconfigSecretName(cp))] = true
 	want[key("Secret", ClientCASecretName(cp))] = true
 	if s.dataStore != nil {
 		want[key("Secret", EtcdClientSecretName(cp))] = true

@@ -244,8 +244,8 @@ func TestCustomCAAndExternalEtcd(t *testing.T) {
 	// front proxy's identity (and the CSRs of pull-mode agents). The
 	// serving certificate names the Service in all its forms.
 	certs := list(t, ns, "cert-manager.io/v1", "CertificateList")
-	if len(certs) != 9 {
-		t.Errorf("%d Certificates, want 9 (apiserver, front proxy, service account, admin, operator, registration, kube-controller-manager; front-proxy and signer CAs)", len(certs))
+	if len(certs) != 10 {
+		t.Errorf("%d Certificates, want 10 (apiserver, front proxy, service account, admin, operator, registration, sync, kube-controller-manager; front-proxy and signer CAs)", len(certs))
 	}
 	tlsSecret := func(c unstructured.Unstructured) *corev1.Secret {
 		t.Helper()

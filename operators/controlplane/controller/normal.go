@@ -61,6 +61,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		{"components", r.reconcileComponents},
 		{"admin kubeconfig", r.reconcileAdminKubeconfig},
 		{"member registration access", r.reconcileRegistration},
+		{"policy sync access", r.reconcileSyncAccess},
 		{"storage migration", r.reconcileMigration},
 		{"prune", r.prune},
 	} {

@@ -32,11 +32,25 @@ type outcome struct {
 	notServed []string
 	// failed are objects the control plane refused, with its reason.
 	failed []string
+	// forbidden are objects the sync operator's user may not write there.
+	forbidden []string
 	// pruned are objects deleted because they left the set.
 	pruned []string
 }
 
-func (o outcome) complete() bool { return len(o.notServed) == 0 && len(o.failed) == 0 }
+func (o outcome) complete() bool {
+	return len(o.notServed) == 0 && len(o.failed) == 0 && len(o.forbidden) == 0
+}
+
+// refuse records an object the control plane refused: a refusal of RBAC
+// apart, since a person fixes it by granting, not by editing the set.
+func (o *outcome) refuse(name string, err error) {
+	if apierrors.IsForbidden(err) {
+		o.forbidden = append(o.forbidden, name)
+		return
+	}
+	o.failed = append(o.failed, fmt.Sprintf("%s: %v", name, err))
+}
 
 // selector picks a PolicySet's objects in a control plane.
 func selector(ps *marinav1alpha1.PolicySet) client.MatchingLabels {
@@ -68,7 +82,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			if meta.IsNoMatchError(err) {
 				out.notServed = append(out.notServed, name)
 			} else {
-				out.failed = append(out.failed, fmt.Sprintf("%s: %v", name, err))
+				out.refuse(name, err)
 			}
 			continue
 		}
@@ -86,7 +100,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 		err = c.Get(ctx, client.ObjectKeyFromObject(o), live)
 		exists := err == nil
 		if err != nil && !apierrors.IsNotFound(err) {
-			out.failed = append(out.failed, fmt.Sprintf("%s: %v", name, err))
+			out.refuse(name, err)
 			continue
 		}
 		// Whatever happens next, what was remembered no longer holds.
@@ -109,7 +123,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			}
 			dry := o.DeepCopy()
 			if err := c.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
-				out.failed = append(out.failed, fmt.Sprintf("%s: %v", name, err))
+				out.refuse(name, err)
 				continue
 			}
 			if differs(live, dry) {
@@ -125,7 +139,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			if meta.IsNoMatchError(err) {
 				out.notServed = append(out.notServed, name)
 			} else {
-				out.failed = append(out.failed, fmt.Sprintf("%s: %v", name, err))
+				out.refuse(name, err)
 			}
 			continue
 		}

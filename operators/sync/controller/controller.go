@@ -2,8 +2,10 @@
 // a PolicySet's sources (inline objects, a ConfigMap, a bundle of package
 // policies, an HTTP document with its sha256) into one ordered set, and
 // applies that set with server-side apply to every ControlPlane of the
-// PolicySet's namespace that its selector picks, through the control
-// plane's admin kubeconfig. Objects that left the set are pruned, and only
+// PolicySet's namespace that its selector picks, as the control plane's
+// user marina:sync-operator, never as its administrator: the rights it has
+// there are package policysync's, and an object it may not write is
+// reported with how to grant it. Objects that left the set are pruned, and only
 // those this operator applied; a change someone made in a control plane is
 // put back (driftMode Correct) or only reported (Report).
 //
@@ -40,6 +42,7 @@ import (
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	"github.com/marina-platform/marina/internal/urlpolicy"
+	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
 )
 
@@ -78,7 +81,7 @@ type Reconciler struct {
 
 // SetupWithManager registers the reconciler. A PolicySet is reconciled
 // when its spec changes, when a ControlPlane of its namespace changes in
-// what matters here (labels, readiness, admin kubeconfig), and when a
+// what matters here (labels, readiness, the sync kubeconfig), and when a
 // ConfigMap it reads changes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.targets = newTargets()
@@ -137,7 +140,7 @@ func controlPlaneChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		a, b := e.ObjectOld.(*marinav1alpha1.ControlPlane), e.ObjectNew.(*marinav1alpha1.ControlPlane)
 		return !equalLabels(a.Labels, b.Labels) || notReady(a) != notReady(b) ||
-			!equalRefs(a.Status.AdminKubeconfigSecretRef, b.Status.AdminKubeconfigSecretRef)
+			!equalRefs(a.Status.SyncKubeconfigSecretRef, b.Status.SyncKubeconfigSecretRef)
 	}}
 }
 
@@ -351,20 +354,27 @@ func (r *Reconciler) record(ctx context.Context, ps *marinav1alpha1.PolicySet, c
 		r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Pruned", "Prune", "control plane %s: deleted %s", cp.Name, strings.Join(first(out.pruned, 10), ", "))
 	}
 	switch {
-	case len(out.failed) > 0 || len(out.notServed) > 0:
-		reason, msg := marinav1alpha1.ReasonApplyFailed, ""
+	case !out.complete():
+		// The reason is the first kind of problem found, in the order a
+		// person would fix them; the message lists them all.
+		var reason string
+		var parts []string
+		add := func(r, part string) {
+			if reason == "" {
+				reason = r
+			}
+			parts = append(parts, part)
+		}
 		if len(out.failed) > 0 {
-			msg = fmt.Sprintf("%d objects refused: %s", len(out.failed), strings.Join(first(out.failed, 5), "; "))
+			add(marinav1alpha1.ReasonApplyFailed, fmt.Sprintf("%d objects refused: %s", len(out.failed), strings.Join(first(out.failed, 5), "; ")))
+		}
+		if len(out.forbidden) > 0 {
+			add(marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("%d objects not permitted: %s: %s", len(out.forbidden), strings.Join(first(out.forbidden, 5), ", "), policysync.Hint))
 		}
 		if len(out.notServed) > 0 {
-			if msg == "" {
-				reason = marinav1alpha1.ReasonKindNotServed
-			} else {
-				msg += "; "
-			}
-			msg += fmt.Sprintf("%d objects of kinds the control plane does not serve (yet): %s", len(out.notServed), strings.Join(first(out.notServed, 5), ", "))
+			add(marinav1alpha1.ReasonKindNotServed, fmt.Sprintf("%d objects of kinds the control plane does not serve (yet): %s", len(out.notServed), strings.Join(first(out.notServed, 5), ", ")))
 		}
-		msg += fmt.Sprintf("; the other %d are applied; retried", out.applied)
+		msg := strings.Join(parts, "; ") + fmt.Sprintf("; the other %d are applied; retried", out.applied)
 		setTargetCondition(t, marinav1alpha1.ConditionApplied, metav1.ConditionFalse, reason, msg, gen)
 		r.warn(ps, reason, "control plane "+cp.Name+": "+msg)
 	default:

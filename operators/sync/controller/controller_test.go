@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,20 +54,28 @@ type fixture struct {
 	mgmts         []client.Client
 	controlPlanes [][]string
 	fed           map[string]client.Client // by ControlPlane name
+	feds          map[string]*testenv.Env  // by ControlPlane name
 	// hosts names each API server's host:port, for reports.
 	hosts map[string]string
 }
 
 // start runs the fixture with a control plane (labelled env=prod) per name.
-func start(t testing.TB, names ...string) *fixture { return startDataCenters(t, names) }
+// Its control planes run kube-controller-manager's clusterrole-aggregation
+// controller, as a Marina control plane does: Kubernetes' admin, edit and
+// view roles hold their rules, and a ClusterRole an administrator labels
+// for marina-sync adds to its rights.
+func start(t testing.TB, names ...string) *fixture { return startWith(t, true, names) }
 
-// startDataCenters runs one data center per list of control plane names.
-func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
+// startDataCenters runs one data center per list of control plane names,
+// their control planes bare API servers.
+func startDataCenters(t testing.TB, perDC ...[]string) *fixture { return startWith(t, false, perDC...) }
+
+func startWith(t testing.TB, aggregate bool, perDC ...[]string) *fixture {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &fixture{fed: map[string]client.Client{}, hosts: map[string]string{}, controlPlanes: perDC}
+	f := &fixture{fed: map[string]client.Client{}, feds: map[string]*testenv.Env{}, hosts: map[string]string{}, controlPlanes: perDC}
 	var envs []*testenv.Env
 	var kubeconfigs [][]byte
 	for i, names := range perDC {
@@ -90,8 +99,14 @@ func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
 		for _, name := range names {
 			fed := federation.Start(ctx, t, map[string]string{"test": "engine"})
 			f.fed[name] = unstructuredClient(t, fed)
+			f.feds[name] = fed
+			if aggregate {
+				aggregateRoles(ctx, t, fed)
+			}
 			f.hosts[hostOf(fed)] = name
-			kubeconfig, err := os.ReadFile(kubeconfigPath(t, fed))
+			// marina-sync's own user, with the rights a Marina control
+			// plane gives it, never the administrator.
+			_, kubeconfig, err := fed.SyncUser(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,6 +158,27 @@ func startDataCenters(t testing.TB, perDC ...[]string) *fixture {
 	return f
 }
 
+// aggregateRoles runs kube-controller-manager's clusterrole-aggregation
+// controller against fed and waits until Kubernetes' admin role holds its
+// rules, so that binding it means what it means in a real control plane.
+func aggregateRoles(ctx context.Context, t testing.TB, fed *testenv.Env) {
+	t.Helper()
+	stop, err := fed.StartControllerManager(t.TempDir(), "clusterrole-aggregation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		admin := &rbacv1.ClusterRole{}
+		if err := fed.Client.Get(ctx, client.ObjectKey{Name: "admin"}, admin); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return len(admin.Rules) > 0, nil
+	}); err != nil {
+		t.Fatalf("Kubernetes' admin role holds no rules after a minute of clusterrole-aggregation: %v", err)
+	}
+}
+
 func hostOf(e *testenv.Env) string {
 	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(e.Config.Host, "https://"), "http://"), "/")
 }
@@ -166,8 +202,8 @@ func unstructuredClient(t testing.TB, e *testenv.Env) client.Client {
 	return c
 }
 
-// controlPlane makes a ControlPlane whose status says it serves, with an
-// admin kubeconfig Secret (nil kubeconfig: not Ready): the controlplane
+// controlPlane makes a ControlPlane whose status says it serves, with the
+// sync operator's kubeconfig Secret (nil kubeconfig: not Ready): the controlplane
 // operator's part, which does not run here.
 func (f *fixture) controlPlane(t testing.TB, name string, labels map[string]string, kubeconfig []byte) {
 	t.Helper()
@@ -185,11 +221,11 @@ func controlPlaneIn(t testing.TB, mgmt client.Client, dc, name string, labels ma
 	if kubeconfig == nil {
 		return
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-admin-kubeconfig"}, Data: map[string][]byte{"kubeconfig": kubeconfig}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-sync-kubeconfig"}, Data: map[string][]byte{"kubeconfig": kubeconfig}}
 	if err := mgmt.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	cp.Status.AdminKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: s.Name, Key: "kubeconfig"}
+	cp.Status.SyncKubeconfigSecretRef = &marinav1alpha1.SecretKeyReference{Name: s.Name, Key: "kubeconfig"}
 	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionAPIServerReady, Status: metav1.ConditionTrue, Reason: "Succeeded"})
 	if err := mgmt.Status().Update(ctx, cp); err != nil {
 		t.Fatal(err)
@@ -223,6 +259,22 @@ metadata:
 spec:
   resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: extra, namespace: tenant-example}]
   placement: {clusterAffinity: {}}
+`
+
+// bindTenantRoles is the grant policies/README.md gives for the
+// tenant-example bundle: bind on Kubernetes' admin, edit and view roles.
+const bindTenantRoles = `
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: marina-sync-bind-tenant-roles
+  labels:
+    marina.dev/aggregate-to-sync-operator: "true"
+rules:
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [clusterroles]
+    resourceNames: [admin, edit, view]
+    verbs: [bind]
 `
 
 // waitFor polls the PolicySet until ok says so, and fails with its status.
@@ -308,6 +360,40 @@ func TestPolicySets(t *testing.T) {
 	if err := f.mgmt.Create(ctx, ps); err != nil {
 		t.Fatal(err)
 	}
+
+	t.Run("what marina-sync may not write is reported with how to grant it", func(t *testing.T) {
+		// The bundle binds Kubernetes' admin role in the tenant's
+		// namespace; marina-sync holds no bind on it until an
+		// administrator of the control plane grants it.
+		f.waitFor(t, "platform", "fra1 and fra2 Applied=False NotPermitted naming the RoleBinding", func(ps *marinav1alpha1.PolicySet) bool {
+			n := 0
+			for _, tgt := range ps.Status.Targets {
+				c := meta.FindStatusCondition(tgt.Conditions, marinav1alpha1.ConditionApplied)
+				if c != nil && c.Reason == marinav1alpha1.ReasonNotPermitted &&
+					strings.Contains(c.Message, "RoleBinding tenant-example/tenant-example-admins") &&
+					strings.Contains(c.Message, "ClusterRole labelled marina.dev/aggregate-to-sync-operator=true") &&
+					strings.Contains(c.Message, "the other 6 are applied") {
+					n++
+				}
+			}
+			return n == 2
+		})
+		f.eventually(t, "a Warning Event NotPermitted naming the RoleBinding", func() bool {
+			return f.event(t, "platform", marinav1alpha1.ReasonNotPermitted, "RoleBinding tenant-example/tenant-example-admins")
+		})
+		// The administrator grants it as policies/README.md says, and
+		// each control plane's kube-controller-manager folds it into
+		// marina-sync's aggregated role.
+		for _, name := range []string{"fra1", "fra2"} {
+			grant := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(bindTenantRoles), &grant.Object); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.fed[name].Create(ctx, grant); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 
 	t.Run("applied to every selected control plane; one not Ready is reported", func(t *testing.T) {
 		got := f.waitFor(t, "platform", "Applied=False ControlPlaneNotReady", func(ps *marinav1alpha1.PolicySet) bool {

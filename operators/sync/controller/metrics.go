@@ -45,6 +45,8 @@ func observe(ps *marinav1alpha1.PolicySet, out outcome) {
 	switch {
 	case len(out.failed) > 0:
 		targetProblems.WithLabelValues(marinav1alpha1.ReasonApplyFailed).Inc()
+	case len(out.forbidden) > 0:
+		targetProblems.WithLabelValues(marinav1alpha1.ReasonNotPermitted).Inc()
 	case len(out.notServed) > 0:
 		targetProblems.WithLabelValues(marinav1alpha1.ReasonKindNotServed).Inc()
 	}

@@ -101,23 +101,24 @@ func notReady(cp *marinav1alpha1.ControlPlane) string {
 		return "it is being deleted"
 	case !meta.IsStatusConditionTrue(cp.Status.Conditions, marinav1alpha1.ConditionAPIServerReady):
 		return "its API server is not Ready"
-	case cp.Status.AdminKubeconfigSecretRef == nil:
-		return "it has no admin kubeconfig yet"
+	case cp.Status.SyncKubeconfigSecretRef == nil:
+		return "it has no kubeconfig for the sync operator yet (status.syncKubeconfigSecretRef)"
 	}
 	return ""
 }
 
 // targetClient is the client (and watch and memo) of a ControlPlane's
-// federation API server, from its admin kubeconfig Secret.
+// federation API server, from the sync operator's own kubeconfig Secret
+// (package policysync says what that user may do there).
 func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.ControlPlane) (target, error) {
-	ref := cp.Status.AdminKubeconfigSecretRef
+	ref := cp.Status.SyncKubeconfigSecretRef
 	s := &corev1.Secret{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, s); err != nil {
-		return target{}, fmt.Errorf("read the admin kubeconfig Secret %s: %w", ref.Name, err)
+		return target{}, fmt.Errorf("read the sync kubeconfig Secret %s: %w", ref.Name, err)
 	}
 	data := s.Data[ref.Key]
 	if len(data) == 0 {
-		return target{}, fmt.Errorf("the admin kubeconfig Secret %s has no key %q", ref.Name, ref.Key)
+		return target{}, fmt.Errorf("the sync kubeconfig Secret %s has no key %q", ref.Name, ref.Key)
 	}
 	key := sha256.Sum256(data)
 	id := cp.Namespace + "/" + cp.Name
@@ -128,7 +129,7 @@ func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.Contro
 	}
 	cfg, err := kubeconfig.RESTConfig(data)
 	if err != nil {
-		return target{}, fmt.Errorf("the admin kubeconfig Secret %s: %w", ref.Name, err)
+		return target{}, fmt.Errorf("the sync kubeconfig Secret %s: %w", ref.Name, err)
 	}
 	cfg.Timeout = 15 * time.Second
 	cfg.QPS, cfg.Burst = 50, 100
