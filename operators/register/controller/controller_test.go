@@ -162,6 +162,21 @@ func controlPlane(t *testing.T, name string) *marinav1alpha1.ControlPlane {
 	return cp
 }
 
+// setAPIServerReady plays the controlplane operator reporting whether the
+// control plane's API server serves.
+func setAPIServerReady(t *testing.T, name string, status metav1.ConditionStatus) {
+	t.Helper()
+	ctx := context.Background()
+	cp := &marinav1alpha1.ControlPlane{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
+		t.Fatal(err)
+	}
+	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionAPIServerReady, Status: status, Reason: "Test"})
+	if err := k8s.Status().Update(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func secret(t *testing.T, name, key string, data []byte) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{key: data}}
@@ -332,6 +347,19 @@ func TestKubeconfigMember(t *testing.T) {
 		t.Errorf("dispatcher %q, the member's lease held by %q; want %q", got.Status.Dispatcher, memberLeaseHolder(t), want)
 	}
 	waitEvent(t, mc, corev1.EventTypeNormal, "Dispatching")
+
+	// Its control plane does not answer for a while: still joined, but
+	// whether its engine dispatches is not known; then it is back.
+	setAPIServerReady(t, "prod", metav1.ConditionFalse)
+	waitFor(t, mc, "Dispatching Unknown while prod does not serve", func(m *marinav1alpha1.MemberCluster) bool {
+		return cpCondition(m, "prod", marinav1alpha1.ConditionJoined, metav1.ConditionTrue, "") &&
+			cpCondition(m, "prod", marinav1alpha1.ConditionDispatching, metav1.ConditionUnknown, marinav1alpha1.ReasonControlPlaneNotReady)
+	})
+	setAPIServerReady(t, "prod", metav1.ConditionTrue)
+	waitFor(t, mc, "dispatched to by prod again", func(m *marinav1alpha1.MemberCluster) bool {
+		return cpCondition(m, "prod", marinav1alpha1.ConditionDispatching, metav1.ConditionTrue, marinav1alpha1.ReasonDispatcher)
+	})
+
 	cl, err := federationCluster(t, "edge-a")
 	if err != nil {
 		t.Fatalf("the engine's Cluster: %v", err)

@@ -32,6 +32,20 @@ func (r *Reconciler) dispatch(ctx context.Context, p *pass) {
 			joined = append(joined, ref.Name)
 		}
 	}
+	// An entry whose join is not in place (any more) says nothing of
+	// dispatching: its engine has no Ready Cluster to dispatch to, and the
+	// lease it may have held lapses unrenewed. One whose control plane
+	// does not answer this pass is not known.
+	for i := range mc.Status.ControlPlanes {
+		st := &mc.Status.ControlPlanes[i]
+		switch {
+		case !meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionJoined):
+			meta.RemoveStatusCondition(&st.Conditions, marinav1alpha1.ConditionDispatching)
+		case p.feds[st.Name] == nil && meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching) != nil:
+			setCondition(&st.Conditions, mc.Generation, marinav1alpha1.ConditionDispatching, metav1.ConditionUnknown, marinav1alpha1.ReasonControlPlaneNotReady,
+				fmt.Sprintf("the control plane does not answer, so whether its engine dispatches to the member is not known; a dispatch lease it held lapses after %s unrenewed", r.LeaseDuration))
+		}
+	}
 	preferred := ""
 	if len(joined) > 0 && mc.Labels[marinav1alpha1.LabelOriginDataCenter] == "" {
 		preferred = slices.Min(joined)

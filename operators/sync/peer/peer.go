@@ -349,6 +349,15 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 				continue
 			}
 			uids[rep.ref] = got.GetUID()
+			// The peer's identity may not read Secrets, so what says a
+			// replica's kubeconfig is gone there (removed past the
+			// admission policy, an etcd restored without it) is the peer's
+			// own register operator, on the replica: write it again.
+			if mc, ok := got.(*marinav1alpha1.MemberCluster); ok && secretMissing(mc) {
+				for _, d := range rep.data {
+					delete(pc.applied, dataKey(d))
+				}
+			}
 		}
 		for _, d := range rep.data {
 			k := dataKey(d)
@@ -471,6 +480,13 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 	slices.Sort(out.conflicts)
 	slices.Sort(out.failed)
 	return out
+}
+
+// secretMissing says whether a member's register operator reports its
+// kubeconfig Secret as not there.
+func secretMissing(mc *marinav1alpha1.MemberCluster) bool {
+	c := meta.FindStatusCondition(mc.Status.Conditions, marinav1alpha1.ConditionReachable)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == marinav1alpha1.ReasonSecretNotFound
 }
 
 func dataKey(o client.Object) string {

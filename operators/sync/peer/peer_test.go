@@ -352,6 +352,44 @@ func TestReplication(t *testing.T) {
 		})
 	})
 
+	t.Run("a replica's kubeconfig Secret lost in the peer is written again", func(t *testing.T) {
+		// Lost past the admission policy (an administrator, an etcd
+		// restored without it). The peer's register operator then reports
+		// the replica Reachable=False SecretNotFound, as its own tests
+		// check; it does not run here, so the test writes that condition
+		// as it would.
+		name := client.ObjectKey{Namespace: ns, Name: peer.SecretName("member-1")}
+		if err := dc2.c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name.Name}}); err != nil {
+			t.Fatal(err)
+		}
+		// A pass over the peer without the signal leaves it missing: the
+		// peer's identity cannot read Secrets, and the origin writes none
+		// it believes in place.
+		time.Sleep(2 * time.Second)
+		if err := dc2.c.Get(ctx, name, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("the Secret came back before anything said it was missing (%v): the test proves nothing", err)
+		}
+		got := &marinav1alpha1.MemberCluster{}
+		if err := dc2.c.Get(ctx, client.ObjectKeyFromObject(member), got); err != nil {
+			t.Fatal(err)
+		}
+		meta.SetStatusCondition(&got.Status.Conditions, metav1.Condition{Type: marinav1alpha1.ConditionReachable, Status: metav1.ConditionFalse,
+			Reason: marinav1alpha1.ReasonSecretNotFound, Message: "the kubeconfig Secret " + name.Name + " does not exist"})
+		if err := dc2.c.Status().Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the Secret written again, owned by the replica", func(ctx context.Context) (string, bool) {
+			s := &corev1.Secret{}
+			if err := dc2.c.Get(ctx, name, s); err != nil {
+				return err.Error(), false
+			}
+			if string(s.Data["kubeconfig"]) != string(memberKubeconfig) || len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != got.UID {
+				return fmt.Sprintf("Secret keys %d, owners %v", len(s.Data), s.OwnerReferences), false
+			}
+			return "", true
+		})
+	})
+
 	t.Run("the same name from two origins is a conflict, not a flap", func(t *testing.T) {
 		mine := func(dc string) *marinav1alpha1.PolicySet {
 			return &marinav1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team", Labels: map[string]string{"author": dc}},
