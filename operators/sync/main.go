@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/marina-platform/marina/internal/operator"
+	"github.com/marina-platform/marina/internal/secrets"
 	"github.com/marina-platform/marina/internal/urlpolicy"
 	"github.com/marina-platform/marina/operators/sync/controller"
 	"github.com/marina-platform/marina/operators/sync/peer"
@@ -32,7 +33,7 @@ func init() {
 }
 
 func main() {
-	operator.Main("marina-sync", setup)
+	operator.Main("marina-sync", setup, secrets.ManagerOptions)
 }
 
 // setup registers the PolicySet and Peer reconcilers.

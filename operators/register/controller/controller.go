@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/secrets"
 	"github.com/marina-platform/marina/operators/register/capi"
 	"github.com/marina-platform/marina/operators/register/dispatch"
 	"github.com/marina-platform/marina/operators/register/join"
@@ -113,18 +114,24 @@ type Reconciler struct {
 	// hold back when it has not renewed in time; handedAt is when a lease
 	// handed over to it was first seen.
 	held, demotions, handedAt sync.Map
+	// secrets reads members' and control planes' kubeconfig Secrets
+	// without a cache of every Secret in the cluster.
+	secrets *secrets.Reader
 }
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.defaults()
+	r.secrets = secrets.NewReader(mgr)
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&marinav1alpha1.MemberCluster{}).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.Workers}).
-		Watches(&corev1.Secret{}, enqueueBySecret(mgr.GetClient())).
+		// Metadata only: which Secret changed is all a reconcile needs
+		// to know, and the data of the few it reads comes from r.secrets.
+		WatchesMetadata(&corev1.Secret{}, enqueueBySecret(mgr.GetClient())).
 		Watches(&marinav1alpha1.ControlPlane{}, enqueueByControlPlane(mgr.GetClient())).
 		// A ControlPlane that is gone: its policies' watch goes too.
 		Watches(&marinav1alpha1.ControlPlane{}, handler.Funcs{DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {

@@ -66,7 +66,7 @@ func (r *Reconciler) controlPlane(ctx context.Context, namespace, name string) (
 		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s has not published the register operator's kubeconfig yet (status.registrationKubeconfigSecretRef): the controlplane operator does once the API server serves", name)
 	}
 	sec := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, sec); err != nil {
+	if err := r.secrets.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, sec); err != nil {
 		return nil, marinav1alpha1.ReasonControlPlaneNotReady, fmt.Sprintf("ControlPlane %s: the register operator's kubeconfig Secret %s: %v", name, ref.Name, err)
 	}
 	e, err := r.clients.fromKubeconfig("controlplane/"+string(cp.UID), sec.Data[ref.KeyOr("kubeconfig")])

@@ -62,7 +62,7 @@ func (r *Reconciler) memberCredentials(ctx context.Context, mc *marinav1alpha1.M
 // reason to give when the Secret does not exist (yet).
 func (r *Reconciler) kubeconfigFromSecret(ctx context.Context, namespace, name, key, missing string) (*credentials, error) {
 	sec := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec); err != nil {
+	if err := r.secrets.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &sourceProblem{reason: missing, message: fmt.Sprintf("the kubeconfig Secret %s does not exist", name)}
 		}

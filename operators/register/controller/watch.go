@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/secrets"
 )
 
 // Indexes of MemberClusters by what they read, so that a change to a
@@ -25,12 +26,14 @@ const (
 
 // ManagerOptions are the manager options the reconciler relies on: cached
 // reads of the Cluster API Clusters it watches, which it reads as
-// unstructured objects.
+// unstructured objects; and no cache of every Secret in the cluster
+// (package secrets).
 func ManagerOptions(o *ctrl.Options) {
 	if o.Client.Cache == nil {
 		o.Client.Cache = &client.CacheOptions{}
 	}
 	o.Client.Cache.Unstructured = true
+	secrets.ManagerOptions(o)
 }
 
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/secrets"
 	"github.com/marina-platform/marina/operators/register/capi"
 )
 
@@ -46,6 +47,8 @@ type Reconciler struct {
 	DataCenter string
 	// capi is the Cluster API Cluster kind served, if any.
 	capi *schema.GroupVersionKind
+	// cache lists Secrets' metadata.
+	cache client.Reader
 }
 
 // SetupWithManager registers the reconciler; a change to any source, to a
@@ -53,6 +56,7 @@ type Reconciler struct {
 // namespace again.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.capi = capi.Served(mgr.GetRESTMapper())
+	r.cache = mgr.GetCache()
 	all := handler.EnqueueRequestsFromMapFunc(r.policiesOf)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("registrationpolicy").
@@ -60,7 +64,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&marinav1alpha1.MemberCluster{}).
 		Watches(&marinav1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(replicaPolicyOf)).
 		Watches(&marinav1alpha1.ControlPlane{}, all).
-		Watches(&corev1.Secret{}, all)
+		WatchesMetadata(&corev1.Secret{}, all)
 	if r.capi != nil {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(*r.capi)
@@ -265,8 +269,10 @@ func (r *Reconciler) sources(ctx context.Context, rp *marinav1alpha1.Registratio
 			skipped = append(skipped, "spec.sources.kubeconfigSecrets.selector selects nothing valid")
 		} else {
 			evaluated[sourceKubeconfigSecrets] = true
-			list := &corev1.SecretList{}
-			if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			// Names are all it needs: the metadata the manager watches,
+			// never the Secrets' data (package secrets).
+			list := secrets.List()
+			if err := r.cache.List(ctx, list, client.InNamespace(rp.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 				return nil, nil, nil, fmt.Errorf("list kubeconfig Secrets: %w", err)
 			}
 			for _, s := range list.Items {

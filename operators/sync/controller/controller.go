@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/internal/secrets"
 	"github.com/marina-platform/marina/internal/urlpolicy"
 	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 	"github.com/marina-platform/marina/operators/controlplane/crdbundle"
@@ -73,6 +74,9 @@ type Reconciler struct {
 
 	targets *targets
 	parsed  parsedCache
+	// secrets reads the control planes' sync kubeconfigs without a cache
+	// of every Secret in the cluster.
+	secrets *secrets.Reader
 	// events carries the control planes' watch events (see watch).
 	events chan event.GenericEvent
 }
@@ -85,6 +89,7 @@ type Reconciler struct {
 // ConfigMap it reads changes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.targets = newTargets()
+	r.secrets = secrets.NewReader(mgr)
 	r.events = make(chan event.GenericEvent, 1024)
 	if r.Fetcher == nil {
 		r.Fetcher = crdbundle.NewFetcher()

@@ -113,7 +113,7 @@ func notReady(cp *marinav1alpha1.ControlPlane) string {
 func (r *Reconciler) targetClient(ctx context.Context, cp *marinav1alpha1.ControlPlane) (target, error) {
 	ref := cp.Status.SyncKubeconfigSecretRef
 	s := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, s); err != nil {
+	if err := r.secrets.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: ref.Name}, s); err != nil {
 		return target{}, fmt.Errorf("read the sync kubeconfig Secret %s: %w", ref.Name, err)
 	}
 	data := s.Data[ref.Key]

@@ -44,6 +44,7 @@ import (
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 	applyconfig "github.com/marina-platform/marina/internal/apply"
 	"github.com/marina-platform/marina/internal/kubeconfig"
+	"github.com/marina-platform/marina/internal/secrets"
 )
 
 // FieldManager owns, in a peer, every field of the replicas from here;
@@ -77,6 +78,10 @@ type Reconciler struct {
 	// pruned.
 	APIReader client.Reader
 
+	// secrets reads Peers' and members' kubeconfig Secrets without a
+	// cache of every Secret in the cluster.
+	secrets *secrets.Reader
+
 	mu       sync.Mutex
 	peers    map[string]*peerClient
 	failures sync.Map
@@ -102,6 +107,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}
+	r.secrets = secrets.NewReader(mgr)
 	if r.RetryAfter == 0 {
 		r.RetryAfter = 5 * time.Second
 	}
@@ -151,7 +157,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.peersIfUsed(ctx, &marinav1alpha1.PolicySetList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConfigMap: o.GetName()})
 		})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		// Metadata only: the data of the few Secrets read comes from
+		// r.secrets.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			if reqs := r.peersIfUsed(ctx, &marinav1alpha1.PeerList{}, client.MatchingFields{indexPeerSecret: o.GetNamespace() + "/" + o.GetName()}); len(reqs) > 0 {
 				return reqs
 			}
@@ -559,7 +567,7 @@ func (pc *peerClient) list(ctx context.Context) (map[ref]client.Object, error) {
 func (r *Reconciler) peerClient(ctx context.Context, p *marinav1alpha1.Peer) (*peerClient, string, string) {
 	ref := p.Spec.KubeconfigSecretRef
 	s := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
+	if err := r.secrets.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, marinav1alpha1.ReasonSecretNotFound, fmt.Sprintf("spec.kubeconfigSecretRef: Secret %s/%s does not exist", ref.Namespace, ref.Name)
 		}

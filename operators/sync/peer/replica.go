@@ -226,7 +226,7 @@ func (r *Reconciler) memberKubeconfig(ctx context.Context, o *marinav1alpha1.Mem
 		return nil, "it names no credentials", nil
 	}
 	s := &corev1.Secret{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: name}, s)
+	err := r.secrets.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: name}, s)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Sprintf("its kubeconfig Secret %s does not exist yet", name), nil
