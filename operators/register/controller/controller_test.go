@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,9 +357,20 @@ func TestKubeconfigMember(t *testing.T) {
 			cpCondition(m, "prod", marinav1alpha1.ConditionDispatching, metav1.ConditionUnknown, marinav1alpha1.ReasonControlPlaneNotReady)
 	})
 	setAPIServerReady(t, "prod", metav1.ConditionTrue)
+	// It held the lease throughout: a renewal, not a hand-over, so it
+	// never stands by on the way back.
+	var seen []string
 	waitFor(t, mc, "dispatched to by prod again", func(m *marinav1alpha1.MemberCluster) bool {
+		for _, st := range m.Status.ControlPlanes {
+			if c := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching); c != nil && (len(seen) == 0 || seen[len(seen)-1] != c.Reason) {
+				seen = append(seen, c.Reason)
+			}
+		}
 		return cpCondition(m, "prod", marinav1alpha1.ConditionDispatching, metav1.ConditionTrue, marinav1alpha1.ReasonDispatcher)
 	})
+	if slices.Contains(seen, marinav1alpha1.ReasonStandby) {
+		t.Errorf("Dispatching went %v on the way back: the holder stood by as if handed the lease", seen)
+	}
 
 	cl, err := federationCluster(t, "edge-a")
 	if err != nil {

@@ -32,16 +32,28 @@ func (r *Reconciler) dispatch(ctx context.Context, p *pass) {
 			joined = append(joined, ref.Name)
 		}
 	}
-	// An entry whose join is not in place (any more) says nothing of
-	// dispatching: its engine has no Ready Cluster to dispatch to, and the
-	// lease it may have held lapses unrenewed. One whose control plane
-	// does not answer this pass is not known.
+	// An entry this pass cannot settle: its control plane does not
+	// answer, or its join is not in place (any more). While this control
+	// plane may still hold the lease (until its renew deadline, when it
+	// holds back by itself) whether it dispatches is not known; after
+	// that it does not, and the entry says nothing of dispatching.
 	for i := range mc.Status.ControlPlanes {
 		st := &mc.Status.ControlPlanes[i]
+		joinedThere := meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionJoined)
+		if joinedThere && p.feds[st.Name] != nil {
+			continue
+		}
+		_, held := r.held.Load(joinKey{member: mc.UID, controlPlane: st.Name})
+		c := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching)
+		j := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionJoined)
 		switch {
-		case !meta.IsStatusConditionTrue(st.Conditions, marinav1alpha1.ConditionJoined):
+		case c == nil:
+		case !joinedThere && (!held || j == nil):
 			meta.RemoveStatusCondition(&st.Conditions, marinav1alpha1.ConditionDispatching)
-		case p.feds[st.Name] == nil && meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching) != nil:
+		case !joinedThere:
+			setCondition(&st.Conditions, mc.Generation, marinav1alpha1.ConditionDispatching, metav1.ConditionUnknown, j.Reason,
+				fmt.Sprintf("the join is not in place (%s); this control plane may still hold the member's dispatch lease, and holds back within %s if it does", j.Reason, r.renewDeadline()))
+		default:
 			setCondition(&st.Conditions, mc.Generation, marinav1alpha1.ConditionDispatching, metav1.ConditionUnknown, marinav1alpha1.ReasonControlPlaneNotReady,
 				fmt.Sprintf("the control plane does not answer, so whether its engine dispatches to the member is not known; a dispatch lease it held lapses after %s unrenewed", r.LeaseDuration))
 		}
@@ -64,7 +76,11 @@ func (r *Reconciler) dispatch(ctx context.Context, p *pass) {
 			return r.suspender.Set(ctx, cp, mc.Name, true, true, seed)
 		}
 		was := meta.FindStatusCondition(st.Conditions, marinav1alpha1.ConditionDispatching)
-		wasDispatching := was != nil && was.Status == metav1.ConditionTrue
+		// Held is what this operator knows; the condition may say
+		// Unknown after a pass that could not settle it, and a renewal
+		// after that is no hand-over.
+		_, held := r.held.Load(key)
+		wasDispatching := held || was != nil && was.Status == metav1.ConditionTrue
 
 		var out dispatch.Outcome
 		var err error
