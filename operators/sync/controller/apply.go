@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
+	"github.com/marina-platform/marina/operators/controlplane/component/policysync"
 )
 
 // outcome is one pass over one control plane.
@@ -32,8 +33,15 @@ type outcome struct {
 	notServed []string
 	// failed are objects the control plane refused, with its reason.
 	failed []string
-	// forbidden are objects the sync operator's user may not write there.
+	// forbidden are objects the sync operator's user may not write there,
+	// with the API server's message.
 	forbidden []string
+	// kinds are the kinds of the objects in place there.
+	kinds map[string]bool
+	// pruned says, after a prune, which kinds hold nothing of the set's
+	// past there (see pruned).
+	settled    map[string]bool
+	unlistable []string
 	// pruned are objects deleted because they left the set.
 	pruned []string
 }
@@ -45,11 +53,62 @@ func (o outcome) complete() bool {
 // refuse records an object the control plane refused: a refusal of RBAC
 // apart, since a person fixes it by granting, not by editing the set.
 func (o *outcome) refuse(name string, err error) {
-	if apierrors.IsForbidden(err) {
-		o.forbidden = append(o.forbidden, name)
+	if notPermitted(err) {
+		// RBAC's escalation refusal lists every rule the operator holds:
+		// its first line says what matters.
+		msg := err.Error()
+		if i := strings.Index(msg, "not currently held"); i >= 0 {
+			msg = msg[:i+len("not currently held")]
+		}
+		o.forbidden = append(o.forbidden, fmt.Sprintf("%s: %s", name, msg))
 		return
 	}
 	o.failed = append(o.failed, fmt.Sprintf("%s: %v", name, err))
+}
+
+// inPlace counts an object that is in place, of kind.
+func (o *outcome) inPlace(kind string) {
+	o.applied++
+	if o.kinds == nil {
+		o.kinds = map[string]bool{}
+	}
+	o.kinds[kind] = true
+}
+
+// notPermitted says whether err is RBAC's refusal: the authorizer's, or
+// its escalation check's for a Role or binding that grants more than the
+// operator holds. Other 403s (an admission webhook's denial, a namespace
+// being terminated, a quota) keep their own message as refusals.
+func notPermitted(err error) bool {
+	if !apierrors.IsForbidden(err) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, `User "`+policysync.User+`" cannot `) ||
+		strings.Contains(msg, "attempting to grant RBAC permissions not currently held")
+}
+
+// reserved says why marina-sync must not apply o in a control plane, or
+// "": the namespaces the engine and Kubernetes keep for themselves, with
+// the members' credentials and Works, and what Marina's operators made
+// there. Server-side apply would take such an object over, and pruning
+// would later delete it.
+func reserved(o *unstructured.Unstructured) string {
+	if l := o.GetLabels()["app.kubernetes.io/managed-by"]; l == "marina" || l == "marina-controlplane" {
+		return "it carries app.kubernetes.io/managed-by=" + l + ": Marina's operators keep it"
+	}
+	ns := o.GetNamespace()
+	what := "it is in namespace " + ns
+	if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" {
+		ns, what = o.GetName(), "it is namespace "+o.GetName()
+	}
+	switch {
+	case ns == "":
+		return ""
+	case ns == "default" || ns == "karmada-system" || ns == "karmada-cluster" || strings.HasPrefix(ns, "kube-") || strings.HasPrefix(ns, "karmada-es-"):
+		return what + ", which the engine and Kubernetes keep for themselves (its components, the members' credentials and Works)"
+	}
+	return ""
 }
 
 // selector picks a PolicySet's objects in a control plane.
@@ -70,12 +129,16 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 		key, hash := set.keys[i], set.hashes[i]
 		if e, ok := tg.memo.get(key); ok && e.hash == hash {
 			if rv, exists, known := tg.watch.live(desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName()); known && exists && rv == e.rv {
-				out.applied++
+				out.inPlace(kindOf(desired))
 				continue
 			}
 		}
 		o := desired.DeepCopy()
 		name := describe(o)
+		if why := reserved(o); why != "" {
+			out.failed = append(out.failed, name+": not applied: "+why)
+			continue
+		}
 
 		namespaced, err := c.IsObjectNamespaced(o)
 		if err != nil {
@@ -106,6 +169,10 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 		// Whatever happens next, what was remembered no longer holds.
 		tg.memo.drop(key)
 
+		if why := reserved(live); exists && why != "" {
+			out.failed = append(out.failed, name+": not applied: "+why)
+			continue
+		}
 		if exists {
 			// One object, one PolicySet: two that define it would take it
 			// from each other on every pass.
@@ -129,7 +196,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			if differs(live, dry) {
 				out.drifted = append(out.drifted, name)
 			} else {
-				out.applied++
+				out.inPlace(kindOf(o))
 				tg.memo.put(key, memoEntry{hash: hash, rv: live.GetResourceVersion()})
 			}
 			continue
@@ -143,7 +210,7 @@ func (r *Reconciler) apply(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			}
 			continue
 		}
-		out.applied++
+		out.inPlace(kindOf(o))
 		tg.memo.put(key, memoEntry{hash: hash, rv: o.GetResourceVersion()})
 		// The API server writes nothing for an apply that changes nothing,
 		// so on a set the control plane already had, a new resourceVersion
@@ -174,13 +241,24 @@ func differs(live, applied *unstructured.Unstructured) bool {
 	return !equality.Semantic.DeepEqual(strip(live), strip(applied))
 }
 
+// pruned is what a prune did in one control plane.
+type pruned struct {
+	// deleted are the objects it deleted.
+	deleted []string
+	// settled are the kinds of which nothing this PolicySet applied is
+	// left there, or none can be seen: the sync operator may not list
+	// them (unlistable).
+	settled    map[string]bool
+	unlistable []string
+}
+
 // prune deletes, in one control plane, the objects this PolicySet applied
 // that are not in keep (nil keeps nothing). Only objects that carry the
 // PolicySet's labels and whose fields this operator applied are candidates:
 // an object someone else made is never deleted, whatever its labels.
-func (r *Reconciler) prune(ctx context.Context, tg target, ps *marinav1alpha1.PolicySet, kinds []string, keep map[string]bool) ([]string, error) {
+func (r *Reconciler) prune(ctx context.Context, tg target, ps *marinav1alpha1.PolicySet, kinds []string, keep map[string]bool) (pruned, error) {
 	c := tg.c
-	var pruned []string
+	out := pruned{settled: map[string]bool{}}
 	for _, k := range kinds {
 		gvk, ok := parseKind(k)
 		if !ok {
@@ -193,28 +271,42 @@ func (r *Reconciler) prune(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 			if err := c.List(ctx, list, selector(ps)); err != nil {
-				if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-					continue // the kind is gone, and its objects with it
+				switch {
+				case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
+					out.settled[k] = true // the kind is gone, and its objects with it
+					continue
+				case notPermitted(err):
+					// Nothing of it can have been applied with these
+					// rights; what an administrator's kubeconfig applied
+					// before cannot be seen.
+					out.settled[k] = true
+					out.unlistable = append(out.unlistable, k)
+					continue
 				}
-				return pruned, fmt.Errorf("list %s: %w", gvk.Kind, err)
+				return out, fmt.Errorf("list %s: %w", gvk.Kind, err)
 			}
 			for i := range list.Items {
 				items = append(items, &list.Items[i])
 			}
 		}
+		left := false
 		for _, o := range items {
 			o := o.DeepCopy() // the store's objects are shared
 			if keep[objectKey(o)] || !appliedBy(o, FieldManager) || !o.GetDeletionTimestamp().IsZero() {
+				left = left || keep[objectKey(o)] || appliedBy(o, FieldManager)
 				continue
 			}
 			if err := c.Delete(ctx, o, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
-				return pruned, fmt.Errorf("delete %s: %w", describe(o), err)
+				return out, fmt.Errorf("delete %s: %w", describe(o), err)
 			}
-			pruned = append(pruned, describe(o))
+			out.deleted = append(out.deleted, describe(o))
 			tg.memo.drop(ps.Namespace + "/" + ps.Name + " " + objectKey(o))
 		}
+		if !left {
+			out.settled[k] = true
+		}
 	}
-	return pruned, nil
+	return out, nil
 }
 
 // appliedBy says whether manager applied fields of o.

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -220,15 +221,16 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		return ctrl.Result{}, err
 	}
 
-	keep := map[string]bool{}
-	kinds := slices.Clone(ps.Status.AppliedKinds)
+	// AppliedKinds are the kinds that may hold something the set applied:
+	// a kind joins once one of its objects is in place somewhere (not
+	// while every one is refused), and leaves once it left the set and
+	// every control plane holds nothing of it.
+	keep, inSet := map[string]bool{}, map[string]bool{}
 	for _, o := range set.objects {
 		keep[objectKey(o)] = true
-		if k := kindOf(o); !slices.Contains(kinds, k) {
-			kinds = append(kinds, k)
-		}
+		inSet[kindOf(o)] = true
 	}
-	slices.Sort(kinds)
+	before := slices.Clone(ps.Status.AppliedKinds)
 	prune := ps.Spec.Prune == nil || *ps.Spec.Prune
 
 	var selected []string
@@ -273,17 +275,23 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			start := time.Now()
-			if err := j.tg.watch.ensure(ctx, kinds); err != nil {
+			if err := j.tg.watch.ensure(ctx, before); err != nil {
 				log.FromContext(ctx).Error(err, "Cannot watch the applied objects; drift is seen on the next pass", "controlPlane", j.cp.Name)
 			}
 			out := r.apply(ctx, j.tg, ps, set, j.same)
+			// Kinds in place for the first time are watched from now on;
+			// one marina-sync may not write is not.
+			here := slices.Sorted(maps.Keys(out.kinds))
+			if err := j.tg.watch.ensure(ctx, here); err != nil {
+				log.FromContext(ctx).Error(err, "Cannot watch the applied objects; drift is seen on the next pass", "controlPlane", j.cp.Name)
+			}
 			// Prune only once everything is in place, so that a
 			// half-applied set never costs a control plane what it had.
 			// It reads the watch's store, so an unchanged set costs no
 			// request.
 			if prune && out.complete() {
-				pruned, err := r.prune(ctx, j.tg, ps, kinds, keep)
-				out.pruned = pruned
+				pr, err := r.prune(ctx, j.tg, ps, union(before, here), keep)
+				out.pruned, out.settled, out.unlistable = pr.deleted, pr.settled, pr.unlistable
 				if err != nil {
 					out.failed = append(out.failed, "prune: "+err.Error())
 				}
@@ -308,6 +316,30 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 	ps.Status.Targets = slices.DeleteFunc(ps.Status.Targets, func(t marinav1alpha1.PolicySetTargetStatus) bool {
 		return !slices.Contains(selected, t.Name)
 	})
+	kinds := before
+	for _, out := range outs {
+		kinds = union(kinds, slices.Sorted(maps.Keys(out.kinds)))
+	}
+	if prune && len(failing) == 0 && len(waiting) == 0 {
+		kinds = slices.DeleteFunc(kinds, func(k string) bool {
+			if inSet[k] {
+				return false
+			}
+			var unseen []string
+			for i, out := range outs {
+				if !out.settled[k] {
+					return false
+				}
+				if slices.Contains(out.unlistable, k) {
+					unseen = append(unseen, work[i].cp.Name)
+				}
+			}
+			if len(unseen) > 0 {
+				r.warn(ps, marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("kind %s left the set, but %s may not list it in control planes %s: objects of it applied before with other rights stay there", k, policysync.User, strings.Join(unseen, ", ")))
+			}
+			return true
+		})
+	}
 	ps.Status.AppliedKinds = kinds
 
 	switch {
@@ -374,7 +406,7 @@ func (r *Reconciler) record(ctx context.Context, ps *marinav1alpha1.PolicySet, c
 			add(marinav1alpha1.ReasonApplyFailed, fmt.Sprintf("%d objects refused: %s", len(out.failed), strings.Join(first(out.failed, 5), "; ")))
 		}
 		if len(out.forbidden) > 0 {
-			add(marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("%d objects not permitted: %s: %s", len(out.forbidden), strings.Join(first(out.forbidden, 5), ", "), policysync.Hint))
+			add(marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("%d objects not permitted (%s): %s", len(out.forbidden), policysync.Hint, strings.Join(first(out.forbidden, 5), "; ")))
 		}
 		if len(out.notServed) > 0 {
 			add(marinav1alpha1.ReasonKindNotServed, fmt.Sprintf("%d objects of kinds the control plane does not serve (yet): %s", len(out.notServed), strings.Join(first(out.notServed, 5), ", ")))
@@ -439,7 +471,11 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 				}
 			}
 			if err == nil {
-				_, err = r.prune(ctx, tg, ps, ps.Status.AppliedKinds, nil)
+				var pr pruned
+				pr, err = r.prune(ctx, tg, ps, ps.Status.AppliedKinds, nil)
+				if len(pr.unlistable) > 0 && err == nil {
+					r.warn(ps, marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("deleting: %s may not list %s in control plane %s: objects of those kinds applied before with other rights stay there", policysync.User, strings.Join(pr.unlistable, ", "), t.Name))
+				}
 			}
 			if err != nil {
 				blocked = append(blocked, fmt.Sprintf("%s: %v", t.Name, err))
@@ -461,6 +497,13 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, ps, patch))
 }
 
+// union is a and b, sorted, each once.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func (r *Reconciler) set(ps *marinav1alpha1.PolicySet, typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&ps.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: ps.Generation})
 }
@@ -468,6 +511,10 @@ func (r *Reconciler) set(ps *marinav1alpha1.PolicySet, typ string, status metav1
 // warn is a Warning Event; the events API folds repeats of one into a
 // series, so a PolicySet retried with the same problem does not flood.
 func (r *Reconciler) warn(ps *marinav1alpha1.PolicySet, reason, msg string) {
+	// The events API refuses a note over 1 kB: cut, never lost.
+	if len(msg) > 1000 {
+		msg = msg[:997] + "..."
+	}
 	r.Recorder.Eventf(ps, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
 }
 

@@ -637,6 +637,56 @@ func TestPolicySets(t *testing.T) {
 		}
 	})
 
+	t.Run("what the engine keeps, and a kind marina-sync may not write, are refused and never block", func(t *testing.T) {
+		// The members' credentials live in karmada-cluster: a set that
+		// took it over would delete it when pruned. A ConfigMap is not
+		// in marina-sync's grant here.
+		reservedNS := obj("v1", "Namespace", "", "karmada-cluster")
+		settings := obj("v1", "ConfigMap", "tenant-example", "settings")
+		bold := &marinav1alpha1.PolicySet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bold"},
+			Spec: marinav1alpha1.PolicySetSpec{
+				Sources: []marinav1alpha1.PolicySource{{Inline: testenv.Inline(t,
+					map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "karmada-cluster"}},
+					map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"namespace": "tenant-example", "name": "settings"}, "data": map[string]any{"k": "v"}},
+				)}},
+				ControlPlaneSelector: metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+			},
+		}
+		if err := f.mgmt.Create(ctx, bold); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitFor(t, "bold", "both refused in fra1 and fra2", func(ps *marinav1alpha1.PolicySet) bool {
+			n := 0
+			for _, tgt := range ps.Status.Targets {
+				c := meta.FindStatusCondition(tgt.Conditions, marinav1alpha1.ConditionApplied)
+				if c != nil && c.Reason == marinav1alpha1.ReasonApplyFailed &&
+					strings.Contains(c.Message, "Namespace karmada-cluster: not applied: it is namespace karmada-cluster, which the engine and Kubernetes keep") &&
+					strings.Contains(c.Message, `ConfigMap tenant-example/settings: configmaps "settings" is forbidden: User "marina:sync-operator" cannot`) {
+					n++
+				}
+			}
+			return n == 2
+		})
+		if slices.Contains(got.Status.AppliedKinds, "v1/ConfigMap") {
+			t.Errorf("applied kinds %v hold ConfigMaps, of which nothing could be applied", got.Status.AppliedKinds)
+		}
+		if f.exists(t, "fra1", settings) {
+			t.Error("the ConfigMap was written")
+		}
+		ns := reservedNS.DeepCopy()
+		if err := f.fed["fra1"].Get(ctx, client.ObjectKeyFromObject(reservedNS), ns); err == nil && ns.GetLabels()[marinav1alpha1.LabelPolicySet] != "" {
+			t.Errorf("karmada-cluster was taken over: labels %v", ns.GetLabels())
+		}
+		// Deleting it is not held up by a kind it may not list.
+		if err := f.mgmt.Delete(ctx, bold); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually(t, "bold gone", func() bool {
+			return apierrors.IsNotFound(f.mgmt.Get(ctx, client.ObjectKeyFromObject(bold), &marinav1alpha1.PolicySet{}))
+		})
+	})
+
 	t.Run("an HTTP source is checked against its sha256", func(t *testing.T) {
 		body := []byte(strings.ReplaceAll(extraPolicy, "name: extra\n", "name: from-http\n"))
 		sum := sha256.Sum256(body)

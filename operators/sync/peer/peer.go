@@ -97,6 +97,9 @@ type peerClient struct {
 	// applied: the peer's identity may write Secrets but not read them,
 	// so whether one is in place is known from here.
 	applied map[string][32]byte
+	// reported is, by replica, the report of a missing Secret last acted
+	// on.
+	reported map[ref]metav1.Time
 }
 
 // SetupWithManager registers the reconciler. Every Peer is reconciled
@@ -361,9 +364,17 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 			// replica's kubeconfig is gone there (removed past the
 			// admission policy, an etcd restored without it) is the peer's
 			// own register operator, on the replica: write it again.
-			if mc, ok := got.(*marinav1alpha1.MemberCluster); ok && secretMissing(mc) {
-				for _, d := range rep.data {
-					delete(pc.applied, dataKey(d))
+			// Once per report: a status that stays stale (the peer's
+			// operator down) costs no write at every pass.
+			if mc, ok := got.(*marinav1alpha1.MemberCluster); ok {
+				if at := secretMissing(mc); at != nil && !at.Equal(ptrTo(pc.reported[rep.ref])) {
+					if pc.reported == nil {
+						pc.reported = map[ref]metav1.Time{}
+					}
+					pc.reported[rep.ref] = *at
+					for _, d := range rep.data {
+						delete(pc.applied, dataKey(d))
+					}
 				}
 			}
 		}
@@ -490,11 +501,16 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 	return out
 }
 
-// secretMissing says whether a member's register operator reports its
-// kubeconfig Secret as not there.
-func secretMissing(mc *marinav1alpha1.MemberCluster) bool {
+func ptrTo(t metav1.Time) *metav1.Time { return &t }
+
+// secretMissing is when a member's register operator reported its
+// kubeconfig Secret as not there, or nil.
+func secretMissing(mc *marinav1alpha1.MemberCluster) *metav1.Time {
 	c := meta.FindStatusCondition(mc.Status.Conditions, marinav1alpha1.ConditionReachable)
-	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == marinav1alpha1.ReasonSecretNotFound
+	if c != nil && c.Status == metav1.ConditionFalse && c.Reason == marinav1alpha1.ReasonSecretNotFound {
+		return &c.LastTransitionTime
+	}
+	return nil
 }
 
 func dataKey(o client.Object) string {
