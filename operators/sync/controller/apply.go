@@ -38,8 +38,8 @@ type outcome struct {
 	forbidden []string
 	// kinds are the kinds of the objects in place there.
 	kinds map[string]bool
-	// pruned says, after a prune, which kinds hold nothing of the set's
-	// past there (see pruned).
+	// settled and unlistable are, after a prune, the kinds that hold
+	// nothing of the set's past there (see pruned).
 	settled    map[string]bool
 	unlistable []string
 	// pruned are objects deleted because they left the set.

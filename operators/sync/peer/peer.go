@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -367,7 +368,7 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 			// Once per report: a status that stays stale (the peer's
 			// operator down) costs no write at every pass.
 			if mc, ok := got.(*marinav1alpha1.MemberCluster); ok {
-				if at := secretMissing(mc); at != nil && !at.Equal(ptrTo(pc.reported[rep.ref])) {
+				if at := secretMissing(mc); at != nil && !at.Equal(ptr.To(pc.reported[rep.ref])) {
 					if pc.reported == nil {
 						pc.reported = map[ref]metav1.Time{}
 					}
@@ -500,8 +501,6 @@ func (r *Reconciler) replicate(ctx context.Context, pc *peerClient, ps *pass, wa
 	slices.Sort(out.failed)
 	return out
 }
-
-func ptrTo(t metav1.Time) *metav1.Time { return &t }
 
 // secretMissing is when a member's register operator reported its
 // kubeconfig Secret as not there, or nil.
