@@ -103,6 +103,17 @@ func TestPoliciesAndMembersAcrossDataCenters(t *testing.T) {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("%s: marina-sync's kubeconfig lists the members' credential Secrets: %v; want Forbidden", cp.Name, err)
 		}
+		// RBAC lets it write Roles in every namespace; the control
+		// plane's admission policy keeps it out of Kubernetes' and the
+		// engine's own.
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "e2e-sync-reserved"}}
+		err = sc.Create(ctx, role)
+		if err == nil {
+			_ = dc1.feds[cp.Name].Delete(ctx, role)
+		}
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), policysync.ScopeName) {
+			t.Errorf("%s: marina-sync's kubeconfig creating a Role in kube-system: %v; want Forbidden by %s", cp.Name, err, policysync.ScopeName)
+		}
 	})
 
 	// everywhere waits until every control plane of the sites passes ok,

@@ -94,7 +94,7 @@ func notPermitted(err error) bool {
 // there. Server-side apply would take such an object over, and pruning
 // would later delete it.
 func reserved(o *unstructured.Unstructured) string {
-	if l := o.GetLabels()["app.kubernetes.io/managed-by"]; l == "marina" || l == "marina-controlplane" {
+	if l, ok := policysync.MarinaManaged(o.GetLabels()); ok {
 		return "it carries app.kubernetes.io/managed-by=" + l + ": Marina's operators keep it"
 	}
 	ns := o.GetNamespace()
@@ -102,10 +102,7 @@ func reserved(o *unstructured.Unstructured) string {
 	if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" {
 		ns, what = o.GetName(), "it is namespace "+o.GetName()
 	}
-	switch {
-	case ns == "":
-		return ""
-	case ns == "default" || ns == "karmada-system" || ns == "karmada-cluster" || strings.HasPrefix(ns, "kube-") || strings.HasPrefix(ns, "karmada-es-"):
+	if ns != "" && policysync.ReservedNamespace(ns) {
 		return what + ", which the engine and Kubernetes keep for themselves (its components, the members' credentials and Works)"
 	}
 	return ""

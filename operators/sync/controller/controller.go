@@ -72,9 +72,18 @@ type Reconciler struct {
 	// RetryAfter is how soon a PolicySet is tried again when a source, a
 	// control plane or an object is not ready.
 	RetryAfter time.Duration
+	// MaxRetryAfter bounds the backoff of a PolicySet whose objects a
+	// control plane refuses: each such pass rewrites them all, and only a
+	// person (or a grant, a CRD) changes the answer. Five minutes when
+	// zero. A change to the PolicySet or its control planes is still
+	// acted on at once.
+	MaxRetryAfter time.Duration
 
 	targets *targets
-	parsed  parsedCache
+	// refusals counts, by PolicySet, the passes in a row in which a
+	// control plane refused objects.
+	refusals sync.Map
+	parsed   parsedCache
 	// secrets reads the control planes' sync kubeconfigs without a cache
 	// of every Secret in the cluster.
 	secrets *secrets.Reader
@@ -97,6 +106,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.RetryAfter == 0 {
 		r.RetryAfter = 30 * time.Second
+	}
+	if r.MaxRetryAfter == 0 {
+		r.MaxRetryAfter = 5 * time.Minute
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &marinav1alpha1.PolicySet{}, configMapIndex, func(o client.Object) []string {
 		var names []string
@@ -235,6 +247,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 
 	var selected []string
 	var waiting, failing []string
+	refused := false
 	drifted := 0
 	type job struct {
 		cp   *marinav1alpha1.ControlPlane
@@ -309,6 +322,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		drifted += len(out.drifted)
 		if !out.complete() {
 			failing = append(failing, j.cp.Name)
+			refused = true
 		}
 	}
 	// Targets no longer selected leave the status; what was applied there
@@ -373,10 +387,28 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 	default:
 		r.set(ps, marinav1alpha1.ConditionDrifted, metav1.ConditionFalse, marinav1alpha1.ReasonSucceeded, "every object is as applied")
 	}
-	if len(failing) > 0 || len(waiting) > 0 {
-		return ctrl.Result{RequeueAfter: r.RetryAfter}, nil
+	return r.retry(client.ObjectKeyFromObject(ps), refused, len(failing) > 0 || len(waiting) > 0), nil
+}
+
+// retry is when to pass again: never while everything is in place; after
+// RetryAfter while a control plane is not ready or cannot be reached
+// (each try costs a request or none); and with a backoff doubling up to
+// MaxRetryAfter while objects are refused, since each try writes them
+// all again for the same answer.
+func (r *Reconciler) retry(key client.ObjectKey, refused, incomplete bool) ctrl.Result {
+	if !refused {
+		r.refusals.Delete(key)
+		if incomplete {
+			return ctrl.Result{RequeueAfter: r.RetryAfter}
+		}
+		return ctrl.Result{}
 	}
-	return ctrl.Result{}, nil
+	n := 0
+	if v, ok := r.refusals.Load(key); ok {
+		n = v.(int)
+	}
+	r.refusals.Store(key, n+1)
+	return ctrl.Result{RequeueAfter: min(r.RetryAfter<<min(n, 10), max(r.MaxRetryAfter, r.RetryAfter))}
 }
 
 // record writes one control plane's outcome into its status entry, with an
@@ -492,6 +524,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 		}
 	}
 	r.targets.forgetPolicySet(ps.Namespace + "/" + ps.Name + " ")
+	r.refusals.Delete(client.ObjectKeyFromObject(ps))
 	patch := client.MergeFromWithOptions(ps.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(ps, Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, ps, patch))

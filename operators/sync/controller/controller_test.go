@@ -129,6 +129,9 @@ func startWith(t testing.TB, aggregate bool, perDC ...[]string) *fixture {
 			Recorder:   mgr.GetEventRecorder("marina-sync"),
 			URLPolicy:  urlpolicy.Policy{Allowed: urlpolicy.Hosts{"127.0.0.1"}},
 			RetryAfter: time.Second,
+			// Refusals back off 1, 2, 4 s: a grant made meanwhile is
+			// seen within the last.
+			MaxRetryAfter: 4 * time.Second,
 		}
 		if err := r.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)

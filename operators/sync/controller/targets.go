@@ -101,8 +101,13 @@ func notReady(cp *marinav1alpha1.ControlPlane) string {
 		return "it is being deleted"
 	case !meta.IsStatusConditionTrue(cp.Status.Conditions, marinav1alpha1.ConditionAPIServerReady):
 		return "its API server is not Ready"
+	case cp.Status.SyncKubeconfigSecretRef == nil && cp.Spec.Suspend:
+		// A ControlPlane suspended before its controlplane operator knew
+		// of the sync operator's own user gets that user only once it
+		// is resumed.
+		return "it has no kubeconfig for the sync operator (status.syncKubeconfigSecretRef) and spec.suspend is true: the controlplane operator publishes one once it is resumed"
 	case cp.Status.SyncKubeconfigSecretRef == nil:
-		return "it has no kubeconfig for the sync operator yet (status.syncKubeconfigSecretRef)"
+		return "it has no kubeconfig for the sync operator yet (status.syncKubeconfigSecretRef); the controlplane operator publishes one, and one that does not is older than this marina-sync: upgrade both together"
 	}
 	return ""
 }

@@ -14,14 +14,28 @@
 // administrator of that control plane can make one (RBAC refuses a role
 // that grants more than its author holds), so a PolicySet author cannot
 // widen marina-sync's rights through a PolicySet.
+//
+// RBAC cannot narrow a grant by namespace name or by label, and
+// namespaces and Roles are granted cluster-wide. A ValidatingAdmissionPolicy
+// (ScopeName) does, for User only: whatever its roles say, it never writes
+// in the namespaces the engine and Kubernetes keep (ReservedNamespace) nor
+// touches an object Marina's operators made. The sync operator refuses the
+// same objects before it sends them; the policy is there for a bug in it,
+// or a stolen kubeconfig.
 package policysync
 
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	admissionv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,7 +52,41 @@ const (
 	// AggregateLabel on a ClusterRole in the federation API server adds
 	// its rules to the sync operator's.
 	AggregateLabel = "marina.dev/aggregate-to-sync-operator"
+	// ScopeName is the ValidatingAdmissionPolicy, and its binding, that
+	// keeps User out of reserved namespaces and Marina's own objects.
+	ScopeName = "marina-sync-operator-scope"
+	// managedByLabel is the label Marina's operators put on what they
+	// make (api/v1alpha1.LabelManagedBy; this package is imported by the
+	// API's users, not the other way round).
+	managedByLabel = "app.kubernetes.io/managed-by"
 )
+
+// reservedNames and reservedPrefixes are the namespaces the engine and
+// Kubernetes keep for themselves: their components, the members'
+// credentials (karmada-cluster) and the Works of each member
+// (karmada-es-<member>). A later prune of an object there would delete
+// something the engine relies on.
+var (
+	reservedNames    = []string{"default", "karmada-system", "karmada-cluster"}
+	reservedPrefixes = []string{"kube-", "karmada-es-"}
+	// marinaManagers are the values of managedByLabel of Marina's
+	// operators.
+	marinaManagers = []string{"marina", "marina-controlplane"}
+)
+
+// ReservedNamespace says whether ns is one the sync operator never writes
+// in.
+func ReservedNamespace(ns string) bool {
+	return slices.Contains(reservedNames, ns) || slices.ContainsFunc(reservedPrefixes, func(p string) bool { return strings.HasPrefix(ns, p) })
+}
+
+// MarinaManaged says whether labels mark an object one of Marina's
+// operators made, which the sync operator never touches, and names the
+// manager.
+func MarinaManaged(labels map[string]string) (string, bool) {
+	v := labels[managedByLabel]
+	return v, slices.Contains(marinaManagers, v)
+}
 
 // written are the verbs a PolicySet's objects need: server-side apply
 // (patch, and create for an object that is not there yet), the watch that
@@ -89,12 +137,82 @@ func Deploy(ctx context.Context, c client.Client, fieldManager, user string, lab
 		{"ClusterRoleBinding " + Name, binding(Name)},
 		{"ClusterRole " + ExtraName, extra},
 		{"ClusterRoleBinding " + ExtraName, binding(ExtraName)},
+		{"ValidatingAdmissionPolicy " + ScopeName, scopePolicy(user, labels)},
+		{"ValidatingAdmissionPolicyBinding " + ScopeName, admissionv1ac.ValidatingAdmissionPolicyBinding(ScopeName).WithLabels(labels).
+			WithSpec(admissionv1ac.ValidatingAdmissionPolicyBindingSpec().WithPolicyName(ScopeName).
+				WithValidationActions(admissionregistrationv1.Deny))},
 	} {
 		if err := c.Apply(ctx, o.obj, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s in the federation API server: %w", o.what, err)
 		}
 	}
 	return nil
+}
+
+// scopePolicy refuses user's writes in reserved namespaces (a Namespace
+// itself counts as in it) and to objects labelled as Marina's, before or
+// after the write, so that relabelling takes nothing over either.
+// Admission runs after RBAC: what the grant refuses never gets here.
+func scopePolicy(user string, labels map[string]string) *admissionv1ac.ValidatingAdmissionPolicyApplyConfiguration {
+	var reserved []string
+	for _, n := range reservedNames {
+		reserved = append(reserved, "variables.ns == "+quote(n))
+	}
+	for _, p := range reservedPrefixes {
+		reserved = append(reserved, "variables.ns.startsWith("+quote(p)+")")
+	}
+	managers := "[" + strings.Join(mapQuote(marinaManagers), ", ") + "]"
+	managed := func(o string) string {
+		return fmt.Sprintf("has(%[1]s.metadata.labels) && %[2]s in %[1]s.metadata.labels && %[1]s.metadata.labels[%[2]s] in %[3]s", o, quote(managedByLabel), managers)
+	}
+	what := "request.resource.resource + ' ' + (variables.objectNamespace == '' ? '' : variables.objectNamespace + '/') + variables.objectName"
+	return admissionv1ac.ValidatingAdmissionPolicy(ScopeName).WithLabels(labels).WithSpec(
+		admissionv1ac.ValidatingAdmissionPolicySpec().
+			// A policy that cannot be evaluated refuses the write: it
+			// exists to hold the operator in, not to be skipped.
+			WithFailurePolicy(admissionregistrationv1.Fail).
+			WithMatchConstraints(admissionv1ac.MatchResources().WithResourceRules(
+				admissionv1ac.NamedRuleWithOperations().
+					WithAPIGroups("*").WithAPIVersions("*").WithResources("*").
+					WithOperations(admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete))).
+			WithMatchConditions(admissionv1ac.MatchCondition().WithName("sync-operator").
+				WithExpression("request.userInfo.username == "+quote(user))).
+			// The request leaves out what is empty: a cluster-scoped
+			// object's namespace, a generated name.
+			WithVariables(
+				admissionv1ac.Variable().WithName("objectNamespace").
+					WithExpression("has(request.namespace) ? request.namespace : ''"),
+				admissionv1ac.Variable().WithName("objectName").
+					WithExpression("has(request.name) ? request.name : ''"),
+				admissionv1ac.Variable().WithName("ns").
+					WithExpression("request.resource.group == '' && request.resource.resource == 'namespaces' ? variables.objectName : variables.objectNamespace")).
+			WithValidations(
+				admissionv1ac.Validation().
+					WithExpression("!("+strings.Join(reserved, " || ")+")").
+					WithReason(metav1.StatusReasonForbidden).
+					WithMessageExpression(quote(user+" may not write in namespace ")+" + variables.ns + "+
+						quote(", which the engine and Kubernetes keep for themselves: ")+" + "+what),
+				admissionv1ac.Validation().
+					WithExpression("request.operation == 'DELETE' || !("+managed("object")+")").
+					WithReason(metav1.StatusReasonForbidden).
+					WithMessageExpression(quote(user+" may not write objects labelled "+managedByLabel+" as Marina's: ")+" + "+what),
+				admissionv1ac.Validation().
+					WithExpression("request.operation == 'CREATE' || !("+managed("oldObject")+")").
+					WithReason(metav1.StatusReasonForbidden).
+					WithMessageExpression(quote(user+" may not change or delete what Marina's operators made: ")+" + "+what),
+			))
+}
+
+// quote is s as a CEL string literal: CEL's double-quoted strings take
+// Go's escapes, and the messages hold apostrophes.
+func quote(s string) string { return strconv.Quote(s) }
+
+func mapQuote(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = quote(s)
+	}
+	return out
 }
 
 // Hint is what a person reads next to an object marina-sync was refused:
