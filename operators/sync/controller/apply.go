@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,6 +45,13 @@ type outcome struct {
 	unlistable []string
 	// pruned are objects deleted because they left the set.
 	pruned []string
+	// kept are objects that left the set but stay: they are where
+	// marina-sync never writes (prune's reserved).
+	kept []string
+	// transient says a refusal or failure may pass by itself (no answer,
+	// a timeout, an overloaded or briefly failing API server, a
+	// conflict), so the next try should not wait long.
+	transient bool
 }
 
 func (o outcome) complete() bool {
@@ -53,6 +61,7 @@ func (o outcome) complete() bool {
 // refuse records an object the control plane refused: a refusal of RBAC
 // apart, since a person fixes it by granting, not by editing the set.
 func (o *outcome) refuse(name string, err error) {
+	o.transient = o.transient || transient(err)
 	if notPermitted(err) {
 		// RBAC's escalation refusal lists every rule the operator holds:
 		// its first line says what matters.
@@ -64,6 +73,18 @@ func (o *outcome) refuse(name string, err error) {
 		return
 	}
 	o.failed = append(o.failed, fmt.Sprintf("%s: %v", name, err))
+}
+
+// transient says whether err may pass by itself, unlike a refusal a
+// person has to act on (RBAC, a webhook, validation, a quota).
+func transient(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return true // no answer: the network, a timeout on this side
+	}
+	return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		apierrors.IsConflict(err)
 }
 
 // inPlace counts an object that is in place, of kind.
@@ -247,6 +268,9 @@ type pruned struct {
 	// them (unlistable).
 	settled    map[string]bool
 	unlistable []string
+	// reserved are objects it would delete but may not, and why: they
+	// are where marina-sync never writes (see reserved).
+	reserved []string
 }
 
 // prune deletes, in one control plane, the objects this PolicySet applied
@@ -291,6 +315,13 @@ func (r *Reconciler) prune(ctx context.Context, tg target, ps *marinav1alpha1.Po
 			o := o.DeepCopy() // the store's objects are shared
 			if keep[objectKey(o)] || !appliedBy(o, FieldManager) || !o.GetDeletionTimestamp().IsZero() {
 				left = left || keep[objectKey(o)] || appliedBy(o, FieldManager)
+				continue
+			}
+			// Applied before marina-sync refused such objects, or
+			// labelled as Marina's since: the control plane's admission
+			// policy refuses the delete too. It stays, and is reported.
+			if why := reserved(o); why != "" {
+				out.reserved = append(out.reserved, describe(o)+" ("+why+")")
 				continue
 			}
 			if err := c.Delete(ctx, o, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {

@@ -182,6 +182,9 @@ func equalRefs(a, b *marinav1alpha1.SecretKeyReference) bool {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ps := &marinav1alpha1.PolicySet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ps); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.refusals.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := ps.DeepCopy()
@@ -247,7 +250,11 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 
 	var selected []string
 	var waiting, failing []string
-	refused := false
+	// refused says a control plane refused objects for a reason a person
+	// has to act on; passing says some problem may pass by itself (a
+	// control plane that does not answer, a timeout), which is tried
+	// again soon whatever else was refused.
+	refused, passing := false, false
 	drifted := 0
 	type job struct {
 		cp   *marinav1alpha1.ControlPlane
@@ -272,6 +279,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 			setTargetCondition(t, marinav1alpha1.ConditionApplied, metav1.ConditionFalse, marinav1alpha1.ReasonClusterUnreachable, msg, gen)
 			targetProblems.WithLabelValues(marinav1alpha1.ReasonClusterUnreachable).Inc()
 			failing = append(failing, cp.Name)
+			passing = true
 			continue
 		}
 		work = append(work, job{cp: cp, tg: c, same: t.Revision == set.checksum})
@@ -304,9 +312,10 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 			// request.
 			if prune && out.complete() {
 				pr, err := r.prune(ctx, j.tg, ps, union(before, here), keep)
-				out.pruned, out.settled, out.unlistable = pr.deleted, pr.settled, pr.unlistable
+				out.pruned, out.settled, out.unlistable, out.kept = pr.deleted, pr.settled, pr.unlistable, pr.reserved
 				if err != nil {
 					out.failed = append(out.failed, "prune: "+err.Error())
+					out.transient = true
 				}
 			}
 			applySeconds.Observe(time.Since(start).Seconds())
@@ -320,9 +329,16 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 		// Looked up again: adding targets may have moved the slice.
 		r.record(ctx, ps, j.cp, targetStatus(ps, j.cp.Name), set, out)
 		drifted += len(out.drifted)
+		if len(out.kept) > 0 {
+			r.warn(ps, marinav1alpha1.ReasonApplyFailed, fmt.Sprintf("control plane %s: left in place, though they left the set: %s", j.cp.Name, strings.Join(first(out.kept, 5), "; ")))
+		}
 		if !out.complete() {
 			failing = append(failing, j.cp.Name)
-			refused = true
+			if out.transient {
+				passing = true
+			} else {
+				refused = true
+			}
 		}
 	}
 	// Targets no longer selected leave the status; what was applied there
@@ -387,15 +403,24 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, ps *marinav1alpha1.Pol
 	default:
 		r.set(ps, marinav1alpha1.ConditionDrifted, metav1.ConditionFalse, marinav1alpha1.ReasonSucceeded, "every object is as applied")
 	}
-	return r.retry(client.ObjectKeyFromObject(ps), refused, len(failing) > 0 || len(waiting) > 0), nil
+	return r.retry(client.ObjectKeyFromObject(ps), ps.Generation, refused && !passing, len(failing) > 0 || len(waiting) > 0), nil
+}
+
+// refusalCount is how many passes in a row over one generation of a
+// PolicySet met only refusals.
+type refusalCount struct {
+	generation int64
+	n          int
 }
 
 // retry is when to pass again: never while everything is in place; after
-// RetryAfter while a control plane is not ready or cannot be reached
-// (each try costs a request or none); and with a backoff doubling up to
-// MaxRetryAfter while objects are refused, since each try writes them
-// all again for the same answer.
-func (r *Reconciler) retry(key client.ObjectKey, refused, incomplete bool) ctrl.Result {
+// RetryAfter while a control plane is not ready, cannot be reached or
+// fails in a way that may pass (each try costs a request or none); and
+// with a backoff doubling up to MaxRetryAfter while every problem is a
+// refusal a person has to act on, since each try writes the refused
+// objects again. A new generation of the PolicySet starts the count
+// again.
+func (r *Reconciler) retry(key client.ObjectKey, generation int64, refused, incomplete bool) ctrl.Result {
 	if !refused {
 		r.refusals.Delete(key)
 		if incomplete {
@@ -404,10 +429,10 @@ func (r *Reconciler) retry(key client.ObjectKey, refused, incomplete bool) ctrl.
 		return ctrl.Result{}
 	}
 	n := 0
-	if v, ok := r.refusals.Load(key); ok {
-		n = v.(int)
+	if v, ok := r.refusals.Load(key); ok && v.(refusalCount).generation == generation {
+		n = v.(refusalCount).n
 	}
-	r.refusals.Store(key, n+1)
+	r.refusals.Store(key, refusalCount{generation: generation, n: n + 1})
 	return ctrl.Result{RequeueAfter: min(r.RetryAfter<<min(n, 10), max(r.MaxRetryAfter, r.RetryAfter))}
 }
 
@@ -507,6 +532,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ps *marinav1alpha1.Pol
 				pr, err = r.prune(ctx, tg, ps, ps.Status.AppliedKinds, nil)
 				if len(pr.unlistable) > 0 && err == nil {
 					r.warn(ps, marinav1alpha1.ReasonNotPermitted, fmt.Sprintf("deleting: %s may not list %s in control plane %s: objects of those kinds applied before with other rights stay there", policysync.User, strings.Join(pr.unlistable, ", "), t.Name))
+				}
+				if len(pr.reserved) > 0 && err == nil {
+					r.warn(ps, marinav1alpha1.ReasonApplyFailed, fmt.Sprintf("deleting: left in place in control plane %s: %s", t.Name, strings.Join(first(pr.reserved, 5), "; ")))
 				}
 			}
 			if err != nil {

@@ -547,6 +547,19 @@ func TestPolicySets(t *testing.T) {
 		if err := f.fed["fra1"].Create(ctx, mine, client.FieldOwner("kubectl")); err != nil {
 			t.Fatal(err)
 		}
+		// In fra2 an administrator marks extra as Marina's own: the
+		// control plane's admission policy now refuses marina-sync's
+		// delete, and marina-sync leaves it and says so.
+		labelled := extra.DeepCopy()
+		if err := f.fed["fra2"].Get(ctx, client.ObjectKeyFromObject(extra), labelled); err != nil {
+			t.Fatal(err)
+		}
+		lp := client.MergeFrom(labelled.DeepCopy())
+		labelled.SetLabels(map[string]string{marinav1alpha1.LabelManagedBy: marinav1alpha1.ManagedByValue,
+			marinav1alpha1.LabelPolicySet: "platform", marinav1alpha1.LabelPolicySetNamespace: ns})
+		if err := f.fed["fra2"].Patch(ctx, labelled, lp); err != nil {
+			t.Fatal(err)
+		}
 		cur := &marinav1alpha1.PolicySet{}
 		if err := f.mgmt.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, cur); err != nil {
 			t.Fatal(err)
@@ -557,8 +570,15 @@ func TestPolicySets(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := f.waitFor(t, "platform", "Ready with 6 objects", func(ps *marinav1alpha1.PolicySet) bool { return ready(ps) && ps.Status.Objects == 6 })
-		for _, cp := range []string{"fra1", "fra2"} {
-			f.eventually(t, "extra pruned from "+cp, func() bool { return !f.exists(t, cp, extra) })
+		f.eventually(t, "extra pruned from fra1", func() bool { return !f.exists(t, "fra1", extra) })
+		f.eventually(t, "a Warning Event saying extra is left in fra2", func() bool {
+			return f.event(t, "platform", marinav1alpha1.ReasonApplyFailed, "left in place, though they left the set: ClusterPropagationPolicy extra")
+		})
+		if !f.exists(t, "fra2", extra) {
+			t.Errorf("an object labelled as Marina's was pruned")
+		}
+		if err := f.fed["fra2"].Delete(ctx, labelled); err != nil {
+			t.Fatal(err)
 		}
 		if !f.exists(t, "fra1", mine) {
 			t.Errorf("an object Marina did not apply was pruned")

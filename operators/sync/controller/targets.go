@@ -107,7 +107,7 @@ func notReady(cp *marinav1alpha1.ControlPlane) string {
 		// is resumed.
 		return "it has no kubeconfig for the sync operator (status.syncKubeconfigSecretRef) and spec.suspend is true: the controlplane operator publishes one once it is resumed"
 	case cp.Status.SyncKubeconfigSecretRef == nil:
-		return "it has no kubeconfig for the sync operator yet (status.syncKubeconfigSecretRef); the controlplane operator publishes one, and one that does not is older than this marina-sync: upgrade both together"
+		return "it has no kubeconfig for the sync operator yet (status.syncKubeconfigSecretRef): the controlplane operator publishes one once its API server serves; if its conditions say it is Ready and none comes, that operator predates marina-sync's own user: upgrade it"
 	}
 	return ""
 }

@@ -21,7 +21,14 @@
 // in the namespaces the engine and Kubernetes keep (ReservedNamespace) nor
 // touches an object Marina's operators made. The sync operator refuses the
 // same objects before it sends them; the policy is there for a bug in it,
-// or a stolen kubeconfig.
+// or a stolen kubeconfig. It holds requests the federation API server
+// admits itself: those it passes on to an aggregated API server (the
+// engine's cluster.karmada.io, its search and metrics APIs) are that
+// server's to admit, and rights to impersonate or to bind cluster-wide
+// hand the user's reach to another name. Neither belongs in what is
+// aggregated into ExtraName. The kubeconfig is published right after the
+// policy is applied, a moment before the API server enforces it; the
+// sync operator's own refusal covers that moment.
 package policysync
 
 import (
@@ -39,6 +46,8 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	marinav1alpha1 "github.com/marina-platform/marina/api/v1alpha1"
 )
 
 const (
@@ -55,10 +64,10 @@ const (
 	// ScopeName is the ValidatingAdmissionPolicy, and its binding, that
 	// keeps User out of reserved namespaces and Marina's own objects.
 	ScopeName = "marina-sync-operator-scope"
-	// managedByLabel is the label Marina's operators put on what they
-	// make (api/v1alpha1.LabelManagedBy; this package is imported by the
-	// API's users, not the other way round).
-	managedByLabel = "app.kubernetes.io/managed-by"
+	// controlPlaneManager is the controlplane operator's value of
+	// LabelManagedBy (render.ManagedBy, not imported here: that package
+	// embeds the chart, which the sync operator has no use for).
+	controlPlaneManager = "marina-controlplane"
 )
 
 // reservedNames and reservedPrefixes are the namespaces the engine and
@@ -69,9 +78,9 @@ const (
 var (
 	reservedNames    = []string{"default", "karmada-system", "karmada-cluster"}
 	reservedPrefixes = []string{"kube-", "karmada-es-"}
-	// marinaManagers are the values of managedByLabel of Marina's
+	// marinaManagers are the values of LabelManagedBy of Marina's
 	// operators.
-	marinaManagers = []string{"marina", "marina-controlplane"}
+	marinaManagers = []string{marinav1alpha1.ManagedByValue, controlPlaneManager}
 )
 
 // ReservedNamespace says whether ns is one the sync operator never writes
@@ -84,7 +93,7 @@ func ReservedNamespace(ns string) bool {
 // operators made, which the sync operator never touches, and names the
 // manager.
 func MarinaManaged(labels map[string]string) (string, bool) {
-	v := labels[managedByLabel]
+	v := labels[marinav1alpha1.LabelManagedBy]
 	return v, slices.Contains(marinaManagers, v)
 }
 
@@ -151,8 +160,11 @@ func Deploy(ctx context.Context, c client.Client, fieldManager, user string, lab
 
 // scopePolicy refuses user's writes in reserved namespaces (a Namespace
 // itself counts as in it) and to objects labelled as Marina's, before or
-// after the write, so that relabelling takes nothing over either.
-// Admission runs after RBAC: what the grant refuses never gets here.
+// after the write, so that relabelling takes nothing over either. Every
+// resource and subresource is matched (a token of a ServiceAccount in
+// kube-system, a Namespace's finalize), and every operation that changes
+// something, exec and port-forward (CONNECT) included. Admission runs
+// after RBAC: what the grant refuses never gets here.
 func scopePolicy(user string, labels map[string]string) *admissionv1ac.ValidatingAdmissionPolicyApplyConfiguration {
 	var reserved []string
 	for _, n := range reservedNames {
@@ -162,8 +174,11 @@ func scopePolicy(user string, labels map[string]string) *admissionv1ac.Validatin
 		reserved = append(reserved, "variables.ns.startsWith("+quote(p)+")")
 	}
 	managers := "[" + strings.Join(mapQuote(marinaManagers), ", ") + "]"
+	// object is null on a DELETE, oldObject on a CREATE; a
+	// subresource's body (a TokenRequest, a Scale) may carry no labels.
 	managed := func(o string) string {
-		return fmt.Sprintf("has(%[1]s.metadata.labels) && %[2]s in %[1]s.metadata.labels && %[1]s.metadata.labels[%[2]s] in %[3]s", o, quote(managedByLabel), managers)
+		return fmt.Sprintf("%[1]s != null && has(%[1]s.metadata) && has(%[1]s.metadata.labels) && %[2]s in %[1]s.metadata.labels && %[1]s.metadata.labels[%[2]s] in %[3]s",
+			o, quote(marinav1alpha1.LabelManagedBy), managers)
 	}
 	what := "request.resource.resource + ' ' + (variables.objectNamespace == '' ? '' : variables.objectNamespace + '/') + variables.objectName"
 	return admissionv1ac.ValidatingAdmissionPolicy(ScopeName).WithLabels(labels).WithSpec(
@@ -173,17 +188,19 @@ func scopePolicy(user string, labels map[string]string) *admissionv1ac.Validatin
 			WithFailurePolicy(admissionregistrationv1.Fail).
 			WithMatchConstraints(admissionv1ac.MatchResources().WithResourceRules(
 				admissionv1ac.NamedRuleWithOperations().
-					WithAPIGroups("*").WithAPIVersions("*").WithResources("*").
-					WithOperations(admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete))).
+					WithAPIGroups("*").WithAPIVersions("*").WithResources("*/*").
+					WithOperations(admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete, admissionregistrationv1.Connect))).
 			WithMatchConditions(admissionv1ac.MatchCondition().WithName("sync-operator").
 				WithExpression("request.userInfo.username == "+quote(user))).
 			// The request leaves out what is empty: a cluster-scoped
-			// object's namespace, a generated name.
+			// object's namespace, the name of one created with
+			// generateName (the object has it by now).
 			WithVariables(
 				admissionv1ac.Variable().WithName("objectNamespace").
 					WithExpression("has(request.namespace) ? request.namespace : ''"),
 				admissionv1ac.Variable().WithName("objectName").
-					WithExpression("has(request.name) ? request.name : ''"),
+					WithExpression("has(request.name) && request.name != '' ? request.name : "+
+						"object != null && has(object.metadata) && has(object.metadata.name) ? object.metadata.name : ''"),
 				admissionv1ac.Variable().WithName("ns").
 					WithExpression("request.resource.group == '' && request.resource.resource == 'namespaces' ? variables.objectName : variables.objectNamespace")).
 			WithValidations(
@@ -193,11 +210,11 @@ func scopePolicy(user string, labels map[string]string) *admissionv1ac.Validatin
 					WithMessageExpression(quote(user+" may not write in namespace ")+" + variables.ns + "+
 						quote(", which the engine and Kubernetes keep for themselves: ")+" + "+what),
 				admissionv1ac.Validation().
-					WithExpression("request.operation == 'DELETE' || !("+managed("object")+")").
+					WithExpression("!("+managed("object")+")").
 					WithReason(metav1.StatusReasonForbidden).
-					WithMessageExpression(quote(user+" may not write objects labelled "+managedByLabel+" as Marina's: ")+" + "+what),
+					WithMessageExpression(quote(user+" may not write objects labelled "+marinav1alpha1.LabelManagedBy+" as Marina's: ")+" + "+what),
 				admissionv1ac.Validation().
-					WithExpression("request.operation == 'CREATE' || !("+managed("oldObject")+")").
+					WithExpression("!("+managed("oldObject")+")").
 					WithReason(metav1.StatusReasonForbidden).
 					WithMessageExpression(quote(user+" may not change or delete what Marina's operators made: ")+" + "+what),
 			))

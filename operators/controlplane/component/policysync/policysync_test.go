@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/marina-platform/marina/internal/testenv"
@@ -52,10 +54,12 @@ func TestScope(t *testing.T) {
 	admin := env.Client
 	marinas := map[string]string{"app.kubernetes.io/managed-by": "marina-controlplane"}
 	// What a platform team may add: empty ClusterRoles, so that a
-	// cluster-scoped object other than a Namespace is tried too.
+	// cluster-scoped object other than a Namespace is tried too; and
+	// ServiceAccount tokens, a subresource.
 	for _, o := range []client.Object{
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "sync-makes-clusterroles"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"create"}}}},
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"create"}},
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}}}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "sync-makes-clusterroles"},
 			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: policysync.User}},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "sync-makes-clusterroles"}},
@@ -63,6 +67,8 @@ func TestScope(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "karmada-es-member-1"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "karmada-cluster"}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: "marinas", Labels: marinas}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: "builder"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "controller"}},
 	} {
 		if err := admin.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -92,6 +98,12 @@ func TestScope(t *testing.T) {
 		r.Labels = marinas
 		return c.Update(ctx, r)
 	}
+	token := func(ns, sa string) func(context.Context, client.Client) error {
+		return func(ctx context.Context, c client.Client) error {
+			return c.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
+				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}})
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		do   func(context.Context, client.Client) error
@@ -108,6 +120,11 @@ func TestScope(t *testing.T) {
 		{"a cluster-wide object a platform team let it write", func(ctx context.Context, c client.Client) error {
 			return c.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tenant-viewers"}})
 		}, ""},
+		{"a token of a tenant's ServiceAccount", token("tenant-a", "builder"), ""},
+		{"a token of a ServiceAccount in kube-system", token("kube-system", "controller"), "may not write in namespace kube-system"},
+		{"a Namespace named by the API server into a reserved prefix", func(ctx context.Context, c client.Client) error {
+			return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kube-"}})
+		}, "may not write in namespace kube-"},
 		{"a Role in kube-system", func(ctx context.Context, c client.Client) error {
 			return c.Create(ctx, role("kube-system", "x", nil))
 		}, "may not write in namespace kube-system"},
