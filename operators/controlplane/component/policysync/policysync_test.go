@@ -90,19 +90,28 @@ func TestScope(t *testing.T) {
 		t.Fatalf("the admission policy never refused a Role in kube-system: %v", err)
 	}
 
-	relabel := func(ctx context.Context, c client.Client) error {
-		r := &rbacv1.Role{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "tenant-a", Name: "tenants"}, r); err != nil {
-			return err
+	// relabel sets the labels of Role name in tenant-a.
+	relabel := func(name string, labels map[string]string) func(context.Context, client.Client) error {
+		return func(ctx context.Context, c client.Client) error {
+			r := &rbacv1.Role{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "tenant-a", Name: name}, r); err != nil {
+				return err
+			}
+			r.Labels = labels
+			return c.Update(ctx, r)
 		}
-		r.Labels = marinas
-		return c.Update(ctx, r)
 	}
 	token := func(ns, sa string) func(context.Context, client.Client) error {
 		return func(ctx context.Context, c client.Client) error {
 			return c.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
 				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}})
 		}
+	}
+	create := func(o client.Object) func(context.Context, client.Client) error {
+		return func(ctx context.Context, c client.Client) error { return c.Create(ctx, o) }
+	}
+	remove := func(o client.Object) func(context.Context, client.Client) error {
+		return func(ctx context.Context, c client.Client) error { return c.Delete(ctx, o) }
 	}
 	for _, tc := range []struct {
 		name string
@@ -111,44 +120,19 @@ func TestScope(t *testing.T) {
 		// passes.
 		refused string
 	}{
-		{"a Role in a tenant namespace", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, role("tenant-a", "tenants", nil))
-		}, ""},
-		{"a Namespace of a tenant", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant-b"}})
-		}, ""},
-		{"a cluster-wide object a platform team let it write", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tenant-viewers"}})
-		}, ""},
+		{"a Role in a tenant namespace", create(role("tenant-a", "tenants", nil)), ""},
+		{"a Namespace of a tenant", create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant-b"}}), ""},
+		{"a cluster-wide object a platform team let it write", create(&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tenant-viewers"}}), ""},
 		{"a token of a tenant's ServiceAccount", token("tenant-a", "builder"), ""},
 		{"a token of a ServiceAccount in kube-system", token("kube-system", "controller"), "may not write in namespace kube-system"},
-		{"a Namespace named by the API server into a reserved prefix", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kube-"}})
-		}, "may not write in namespace kube-"},
-		{"a Role in kube-system", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, role("kube-system", "x", nil))
-		}, "may not write in namespace kube-system"},
-		{"a Role in karmada-cluster, where the members' credentials are", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, role("karmada-cluster", "x", nil))
-		}, "may not write in namespace karmada-cluster"},
-		{"the Namespace of a member's Works", func(ctx context.Context, c client.Client) error {
-			return c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "karmada-es-member-1"}})
-		}, "may not write in namespace karmada-es-member-1"},
-		{"a Role labelled as Marina's", func(ctx context.Context, c client.Client) error {
-			return c.Create(ctx, role("tenant-a", "fake", marinas))
-		}, "may not write objects labelled app.kubernetes.io/managed-by"},
-		{"relabelling its own Role as Marina's", relabel, "may not write objects labelled app.kubernetes.io/managed-by"},
-		{"a change to a Role Marina's operators made", func(ctx context.Context, c client.Client) error {
-			r := &rbacv1.Role{}
-			if err := c.Get(ctx, client.ObjectKey{Namespace: "tenant-a", Name: "marinas"}, r); err != nil {
-				return err
-			}
-			r.Labels = nil
-			return c.Update(ctx, r)
-		}, "may not change or delete what Marina's operators made"},
-		{"deleting a Role Marina's operators made", func(ctx context.Context, c client.Client) error {
-			return c.Delete(ctx, role("tenant-a", "marinas", nil))
-		}, "may not change or delete what Marina's operators made"},
+		{"a Namespace named by the API server into a reserved prefix", create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kube-"}}), "may not write in namespace kube-"},
+		{"a Role in kube-system", create(role("kube-system", "x", nil)), "may not write in namespace kube-system"},
+		{"a Role in karmada-cluster, where the members' credentials are", create(role("karmada-cluster", "x", nil)), "may not write in namespace karmada-cluster"},
+		{"the Namespace of a member's Works", remove(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "karmada-es-member-1"}}), "may not write in namespace karmada-es-member-1"},
+		{"a Role labelled as Marina's", create(role("tenant-a", "fake", marinas)), "may not write objects labelled app.kubernetes.io/managed-by"},
+		{"relabelling its own Role as Marina's", relabel("tenants", marinas), "may not write objects labelled app.kubernetes.io/managed-by"},
+		{"a change to a Role Marina's operators made", relabel("marinas", nil), "may not change or delete what Marina's operators made"},
+		{"deleting a Role Marina's operators made", remove(role("tenant-a", "marinas", nil)), "may not change or delete what Marina's operators made"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do(ctx, sync)
